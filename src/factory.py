@@ -1,0 +1,53 @@
+"""Build the objects of one run (data, network, optimizer, loss) from a validated config.
+
+One ``numpy.random.Generator`` seeded with ``trainer.seed`` is the only source of
+randomness; it is split (``Generator.spawn``) into independent streams for the data,
+the initial weights and the batch order, so changing e.g. the batch size does not
+change the initial weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from src.config import OPTIMIZER_KINDS, RunConfig
+from src.datasets import Dataset, load_dataset
+from src.initializers import initialize
+from src.losses import Loss, get_loss
+from src.network import MLP
+from src.optimizers import Optimizer, build_optimizer
+
+
+@dataclass
+class RunParts:
+    data: Dataset
+    net: MLP
+    optimizer: Optimizer
+    loss: Loss
+    shuffle_rng: np.random.Generator
+
+
+def build_network(run: RunConfig) -> MLP:
+    """An uninitialised network with sizes ``[2, *hidden_widths, n_outputs]``."""
+    m = run.model
+    return MLP(
+        [2, *m.hidden_widths, run.n_outputs],
+        hidden_activation=m.activation,
+        output_activation=m.output_activation,
+        bias=m.bias,
+        leaky_slope=m.leaky_slope,
+    )
+
+
+def build(run: RunConfig) -> RunParts:
+    data_rng, init_rng, shuffle_rng = np.random.default_rng(run.trainer.seed).spawn(3)
+    data = load_dataset(run.dataset, data_rng)
+    net = build_network(run)
+    initialize(net, run.model.init, init_rng)
+    hyperparameters = {k: v for k, v in asdict(run.optimizer).items() if k != "name"}
+    if "betas" in hyperparameters:
+        hyperparameters["betas"] = tuple(hyperparameters["betas"])
+    optimizer = build_optimizer(OPTIMIZER_KINDS[run.optimizer.name], net.params, net.grads, **hyperparameters)
+    return RunParts(data, net, optimizer, get_loss(run.loss.name), shuffle_rng)

@@ -1,0 +1,123 @@
+"""Optimizers with the update rules and defaults of PyTorch's ``torch.optim``.
+
+Each optimizer updates a flat parameter buffer ``params`` in place from the flat
+gradient buffer ``grads`` (the ``MLP.params`` / ``MLP.grads`` pair), keeping its state
+in arrays of the same shape. ``t`` is the 1-based step count. With ``g`` the
+gradient after weight decay (``g = grad + weight_decay * p``):
+
+* SGD:      ``b = g`` (t = 1) else ``b = momentum*b + (1 - dampening)*g``;
+            ``d = g + momentum*b`` (Nesterov) or ``b`` (momentum) or ``g`` (plain);
+            ``p -= lr * d``.
+* Adagrad:  ``clr = lr / (1 + (t - 1)*lr_decay)``; ``s += g*g``;
+            ``p -= clr * g / (sqrt(s) + eps)``.
+* Adam:     ``m += (1 - beta1)*(g - m)``; ``v = beta2*v + (1 - beta2)*g*g``;
+            ``v_max = max(v_max, v)`` (AMSGrad);
+            ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+
+Operations are ordered as in PyTorch's single-tensor CPU implementation
+(``addcmul``: ``value * t1 * t2``; ``addcdiv``: ``value * t1 / t2``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: holds the buffers and the step count ``t``."""
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float, weight_decay: float = 0.0):
+        self.params = params
+        self.grads = grads
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.t = 0
+
+    def _decayed_gradient(self) -> np.ndarray:
+        if self.weight_decay:
+            return self.grads + self.weight_decay * self.params
+        return self.grads
+
+    def step(self) -> None:
+        self.t += 1
+        self._update(self._decayed_gradient())
+
+    def _update(self, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: plain, heavy-ball momentum (with dampening) or Nesterov."""
+
+    def __init__(self, params, grads, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, grads, lr, weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.buffer = np.zeros_like(params) if momentum else None
+
+    def _update(self, g):
+        if self.momentum:
+            if self.t == 1:
+                self.buffer[...] = g
+            else:
+                self.buffer *= self.momentum
+                self.buffer += (1 - self.dampening) * g
+            g = g + self.momentum * self.buffer if self.nesterov else self.buffer
+        self.params -= self.lr * g
+
+
+class Adagrad(Optimizer):
+    """``torch.optim.Adagrad`` with learning-rate decay and an initial accumulator."""
+
+    def __init__(self, params, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, grads, lr, weight_decay)
+        self.lr_decay = lr_decay
+        self.eps = eps
+        self.sum = np.full_like(params, initial_accumulator_value)
+
+    def _update(self, g):
+        clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
+        self.sum += g * g
+        std = np.sqrt(self.sum)
+        std += self.eps
+        self.params += (-clr * g) / std
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam`` (L2 weight decay added to the gradient), optionally AMSGrad."""
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, grads, lr, weight_decay)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.amsgrad = amsgrad
+        self.exp_avg = np.zeros_like(params)
+        self.exp_avg_sq = np.zeros_like(params)
+        self.max_exp_avg_sq = np.zeros_like(params) if amsgrad else None
+
+    def _update(self, g):
+        self.exp_avg += (1 - self.beta1) * (g - self.exp_avg)
+        self.exp_avg_sq *= self.beta2
+        self.exp_avg_sq += (1 - self.beta2) * g * g
+        step_size = self.lr / (1 - self.beta1**self.t)
+        bias_correction2_sqrt = (1 - self.beta2**self.t) ** 0.5
+        second_moment = self.exp_avg_sq
+        if self.amsgrad:
+            np.maximum(self.max_exp_avg_sq, self.exp_avg_sq, out=self.max_exp_avg_sq)
+            second_moment = self.max_exp_avg_sq
+        denom = np.sqrt(second_moment) / bias_correction2_sqrt
+        denom += self.eps
+        self.params += (-step_size * self.exp_avg) / denom
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
+
+
+def build_optimizer(kind: str, params: np.ndarray, grads: np.ndarray, **hyperparameters) -> Optimizer:
+    """Instantiate optimizer ``kind`` ("sgd", "adagrad" or "adam") over the flat buffers."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[kind](params, grads, **hyperparameters)

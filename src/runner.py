@@ -1,0 +1,167 @@
+"""One tracked training run: validate the config, train, and log everything to MLflow.
+
+Everything the run produces goes to one MLflow run:
+
+* params: the validated config flattened to dotted keys;
+* metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) at every epoch, buffered and
+  sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
+  (when the threshold was reached) and ``train_seconds``;
+* artifacts: ``config.yaml``, ``weights.npz`` and the figures ``learning_curve.png``,
+  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``;
+* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``.
+
+A diverging run (non-finite loss) stops early, is tagged ``diverged=true`` and finishes
+normally; an exception marks the run FAILED and an interrupt KILLED, and in every case
+the metrics buffered so far are sent first.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from src import figures
+from src.config import RunConfig, validate
+from src.factory import build
+from src.tracking import MetricBuffer, ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
+from src.trainer import TrainResult, evaluate, predict_labels, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """Where a run sits in a sweep: its parent MLflow run and tags describing the job."""
+
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    name: str
+    result: TrainResult
+    final_metrics: dict[str, float]
+
+
+def run_training(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
+    """Validate ``cfg`` (raising ``ConfigError`` before anything is tracked), then train and log."""
+    run = validate(cfg)
+    job = job or JobContext()
+    parts = build(run)
+    name = run_name(run)
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(run.tracking.uri))
+    client = MlflowClient()
+    experiment_id = ensure_experiment(client, run.tracking.experiment)
+    tags = {**git_tags(), **job.tags}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags) as active:
+        run_id = active.info.run_id
+        mlflow.log_params(flatten(run.to_dict()))
+        mlflow.log_text(OmegaConf.to_yaml(OmegaConf.structured(run)), "config.yaml")
+        buffer = MetricBuffer(client, run_id)
+        progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            buffer.add(epoch, metrics)
+            progress(epoch, metrics)
+
+        try:
+            result = train(
+                parts.net,
+                parts.optimizer,
+                parts.loss,
+                parts.data,
+                epochs=run.trainer.epochs,
+                rng=parts.shuffle_rng,
+                batch_size=run.trainer.batch_size,
+                shuffle=run.trainer.shuffle,
+                loss_threshold=run.trainer.loss_threshold,
+                on_epoch=on_epoch,
+            )
+        except KeyboardInterrupt:
+            buffer.flush()
+            mlflow.set_tag("interrupted", "true")
+            mlflow.end_run("KILLED")
+            log.warning("%s: interrupted; the epochs logged so far are kept (run %s)", name, run_id)
+            raise
+        finally:
+            buffer.flush()
+
+        final = _final_metrics(parts, result)
+        mlflow.log_metrics(final)
+        mlflow.set_tags(
+            {
+                "diverged": str(result.diverged).lower(),
+                "reached_threshold": str(result.epochs_to_threshold is not None).lower(),
+            }
+        )
+        _log_artifacts(run, parts, result, name)
+    log.info(_summary_line(name, run_id, result, final))
+    return RunSummary(run_id, name, result, final)
+
+
+def _final_metrics(parts, result: TrainResult) -> dict[str, float]:
+    """Loss and accuracy of the final parameters, plus run-level counts."""
+    final = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
+    if result.epochs_to_threshold is not None:
+        final["epochs_to_threshold"] = result.epochs_to_threshold
+    splits = [("train", parts.data.x_train, parts.data.y_train)]
+    if parts.data.has_test:
+        splits.append(("test", parts.data.x_test, parts.data.y_test))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for split, x, y in splits:
+            loss, accuracy = evaluate(parts.net, parts.loss, x.astype(parts.net.dtype), y)
+            final[f"final_{split}_loss"] = loss
+            final[f"final_{split}_accuracy"] = accuracy
+    return final
+
+
+def _log_artifacts(run: RunConfig, parts, result: TrainResult, name: str) -> None:
+    data, net = parts.data, parts.net
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        net.save(out / "weights.npz")
+        predicted = predict_labels(net.predict(data.x_train.astype(net.dtype)))
+        drawn = {
+            "learning_curve.png": figures.learning_curve(result.history, title=name),
+            "decision_boundary.png": figures.decision_boundary(net, data, title=name),
+            "ground_truth_vs_prediction.png": figures.ground_truth_vs_prediction(
+                data.x_train, data.y_train, predicted, data.n_classes
+            ),
+        }
+        for filename, fig in drawn.items():
+            fig.savefig(out / filename, dpi=100)
+        mlflow.log_artifacts(str(out))
+
+
+def _progress_logger(name: str, epochs: int, every: int):
+    width = len(str(epochs))
+
+    def progress(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch % every == 0 or epoch == epochs:
+            values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("%s  epoch %*d/%d  %s", name, width, epoch, epochs, values)
+
+    return progress
+
+
+def _summary_line(name: str, run_id: str, result: TrainResult, final: dict[str, float]) -> str:
+    parts = [f"{name}: {result.epochs_run} epochs", f"loss {final['final_train_loss']:.4g}"]
+    parts.append(f"accuracy {final['final_train_accuracy']:.3f}")
+    if "final_test_accuracy" in final:
+        parts.append(f"test accuracy {final['final_test_accuracy']:.3f}")
+    if result.epochs_to_threshold is not None:
+        parts.append(f"threshold reached at epoch {result.epochs_to_threshold}")
+    if result.diverged:
+        parts.append("DIVERGED (non-finite loss)")
+    parts.append(f"{result.seconds:.2f}s, run {run_id}")
+    return ", ".join(parts)
