@@ -1,0 +1,85 @@
+"""End-to-end: the README's multirun, launched as a subprocess into a temporary store."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from src.config import validate
+from src.datasets import load_dataset
+from src.factory import build_network
+from src.trainer import predict_labels
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
+
+
+def _launch(tmp_path, *overrides):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_RUN_ID", None)
+    command = [sys.executable, "-m", "src.train", "-m", *overrides, f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _runs(client):
+    experiment = client.get_experiment_by_name("backprop")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    return parents, children
+
+
+@pytest.mark.slow
+def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_uri):
+    epochs = 40
+    proc = _launch(tmp_path, "optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}",
+                   "trainer.loss_threshold=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    (parent,), children = _runs(client)
+    assert parent.info.status == "FINISHED"
+    assert (tmp_path / "multirun" / "mlflow_parent_run_id").read_text() == parent.info.run_id
+    assert sorted(r.data.params["optimizer.name"] for r in children) == ["adagrad", "adam", "momentum", "sgd"]
+    assert sorted(r.data.tags["job_num"] for r in children) == ["0", "1", "2", "3"]
+
+    for run in children:
+        run_id = run.info.run_id
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.params["trainer.epochs"] == str(epochs) and "model.activation" in run.data.params
+        for key in ("train_loss", "train_accuracy"):
+            assert len(client.get_metric_history(run_id, key)) == epochs == run.data.metrics["epochs_run"]
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert FIGURES | {"weights.npz", "config.yaml"} <= artifacts
+
+        # Reload the weights with the logged config: they reproduce the logged accuracy.
+        local = tmp_path / "download" / run_id
+        local.mkdir(parents=True)
+        logged = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml", str(local))))))
+        net = build_network(logged)
+        with np.load(client.download_artifacts(run_id, "weights.npz", str(local)), allow_pickle=False) as weights:
+            net.load_state_dict(dict(weights))
+        data = load_dataset(logged.dataset, np.random.default_rng(logged.trainer.seed).spawn(3)[0])
+        accuracy = np.mean(predict_labels(net.predict(data.x_train)) == data.y_train)
+        assert accuracy == run.data.metrics["final_train_accuracy"]
+        assert OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"] == run.data.params["optimizer.name"]
+
+
+@pytest.mark.slow
+def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri):
+    proc = _launch(tmp_path, "optimizer.lr=1e30,-1,0.5", "model.output_activation=identity", "trainer.epochs=30")
+    assert proc.returncode != 0  # the invalid job is reported as an error at the end of the sweep
+    assert "optimizer.lr: invalid value -1.0" in proc.stderr
+    client = MlflowClient(tracking_uri)
+    (parent,), children = _runs(client)
+    assert parent.info.status == "FAILED"
+    by_lr = {r.data.params["optimizer.lr"]: r for r in children}
+    assert set(by_lr) == {"1e+30", "0.5"}  # the invalid job created no run
+    assert by_lr["1e+30"].data.tags["diverged"] == "true" and by_lr["1e+30"].info.status == "FINISHED"
+    assert by_lr["0.5"].data.tags["diverged"] == "false" and by_lr["0.5"].info.status == "FINISHED"
