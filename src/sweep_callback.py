@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,13 @@ class MlflowParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
 
-        from src.config import validate
+        from src.config import ConfigError, validate
         from src.tracking import ensure_experiment, git_tags, resolve_tracking_uri
 
-        run = validate(config)
+        try:
+            run = validate(config)
+        except ConfigError as err:
+            sys.exit(f"error: invalid config: {err}")
         self.client = MlflowClient(resolve_tracking_uri(run.tracking.uri))
         experiment_id = ensure_experiment(self.client, run.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -20,10 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
 
 
-def _launch(tmp_path, *overrides):
+def _launch(tmp_path, *overrides, multirun=True):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MLFLOW_RUN_ID", None)
-    command = [sys.executable, "-m", "src.train", "-m", *overrides, f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    mode = ["-m", f"hydra.sweep.dir={tmp_path / 'multirun'}"] if multirun else [f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [sys.executable, "-m", "src.train", *mode, *overrides]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -83,3 +84,11 @@ def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri
     assert set(by_lr) == {"1e+30", "0.5"}  # the invalid job created no run
     assert by_lr["1e+30"].data.tags["diverged"] == "true" and by_lr["1e+30"].info.status == "FINISHED"
     assert by_lr["0.5"].data.tags["diverged"] == "false" and by_lr["0.5"].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, tracking_uri):
+    proc = _launch(tmp_path, "optimizer.lr=-1", multirun=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "error: invalid config: optimizer.lr: invalid value -1.0; expected a number > 0"
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
