@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +19,9 @@ from omegaconf.errors import OmegaConfBaseException
 from src.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from src.initializers import INIT_SCHEMES
 from src.losses import LOSSES
+
+
+DTYPES = ("float64", "float32")
 
 
 class ConfigError(ValueError):
@@ -81,6 +85,13 @@ class MomentumOptimizer(SGDOptimizer):
 
 
 @dataclass
+class NesterovOptimizer(SGDOptimizer):
+    name: str = "nesterov"
+    momentum: float = 0.9
+    nesterov: bool = True
+
+
+@dataclass
 class AdagradOptimizer:
     name: str = "adagrad"
     lr: float = 0.01
@@ -100,9 +111,45 @@ class AdamOptimizer:
     amsgrad: bool = False
 
 
-OPTIMIZER_SCHEMAS = {s.name: s for s in (SGDOptimizer, MomentumOptimizer, AdagradOptimizer, AdamOptimizer)}
+@dataclass
+class RMSpropOptimizer:
+    name: str = "rmsprop"
+    lr: float = 0.01
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    centered: bool = False
+
+
+@dataclass
+class AdamWOptimizer(AdamOptimizer):
+    name: str = "adamw"
+    weight_decay: float = 0.01
+
+
+OPTIMIZER_SCHEMAS = {
+    s.name: s
+    for s in (
+        SGDOptimizer,
+        MomentumOptimizer,
+        NesterovOptimizer,
+        AdagradOptimizer,
+        RMSpropOptimizer,
+        AdamOptimizer,
+        AdamWOptimizer,
+    )
+}
 #: Which update rule (``src.optimizers.OPTIMIZERS`` key) each optimizer config uses.
-OPTIMIZER_KINDS = {"sgd": "sgd", "momentum": "sgd", "adagrad": "adagrad", "adam": "adam"}
+OPTIMIZER_KINDS = {
+    "sgd": "sgd",
+    "momentum": "sgd",
+    "nesterov": "sgd",
+    "adagrad": "adagrad",
+    "rmsprop": "rmsprop",
+    "adam": "adam",
+    "adamw": "adamw",
+}
 
 
 # --- model, loss, trainer, tracking ---------------------------------------------------
@@ -117,6 +164,7 @@ class ModelConfig:
     leaky_slope: float = 0.01
     output_activation: str = "sigmoid"
     init: str = "xavier"
+    init_from: Optional[str] = None
     bias: bool = True
 
     @property
@@ -138,6 +186,11 @@ class TrainerConfig:
     seed: int = 0
     loss_threshold: Optional[float] = None
     log_every: int = 200
+    dtype: str = "float64"
+    l1: float = 0.0
+    l2: float = 0.0
+    gradcheck: bool = False
+    gradcheck_tolerance: float = 1e-6
 
 
 @dataclass
@@ -242,6 +295,8 @@ def _value_checks(run: RunConfig):
     )
     yield "model.leaky_slope", m.leaky_slope, math.isfinite(m.leaky_slope), "expected a finite number"
     yield "model.init", m.init, m.init in INIT_SCHEMES, f"expected one of {list(INIT_SCHEMES)}"
+    if m.init_from is not None:
+        yield "model.init_from", m.init_from, Path(m.init_from).is_file(), "no such file"
 
     yield "loss.name", run.loss.name, run.loss.name in LOSSES, f"expected one of {sorted(LOSSES)}"
     if run.loss.name in LOSSES:
@@ -267,6 +322,7 @@ def _value_checks(run: RunConfig):
     names = {f.name for f in fields(o)}
     if "momentum" in names:
         yield "optimizer.momentum", o.momentum, 0 <= o.momentum < 1, "expected 0 <= momentum < 1"
+    if "dampening" in names:
         yield "optimizer.dampening", o.dampening, 0 <= o.dampening <= 1, "expected 0 <= dampening <= 1"
         yield (
             "optimizer.nesterov",
@@ -274,6 +330,8 @@ def _value_checks(run: RunConfig):
             not o.nesterov or (o.momentum > 0 and o.dampening == 0),
             "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening = 0",
         )
+    if "alpha" in names:
+        yield "optimizer.alpha", o.alpha, 0 <= o.alpha < 1, "expected 0 <= alpha < 1"
     if "betas" in names:
         yield (
             "optimizer.betas",
@@ -302,4 +360,8 @@ def _value_checks(run: RunConfig):
     )
     yield "trainer.log_every", t.log_every, t.log_every >= 1, "expected an integer >= 1"
     yield "trainer.seed", t.seed, t.seed >= 0, "expected an integer >= 0"
+    yield "trainer.dtype", t.dtype, t.dtype in DTYPES, f"expected one of {list(DTYPES)}"
+    yield "trainer.l1", t.l1, t.l1 >= 0, "expected a number >= 0"
+    yield "trainer.l2", t.l2, t.l2 >= 0, "expected a number >= 0"
+    yield "trainer.gradcheck_tolerance", t.gradcheck_tolerance, t.gradcheck_tolerance > 0, "expected a number > 0"
     yield "tracking.experiment", run.tracking.experiment, bool(run.tracking.experiment.strip()), "expected a non-empty name"

@@ -49,21 +49,38 @@ class MLP:
         self.activations = [get_activation(hidden_activation, leaky_slope)] * (n_layers - 1)
         self.activations.append(get_activation(output_activation, leaky_slope))
 
-        shapes = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            shapes.append((fan_in, fan_out))
-            if bias:
-                shapes.append((fan_out,))
-        total = sum(int(np.prod(s)) for s in shapes)
-        self.params = np.zeros(total, dtype=self.dtype)
-        self.grads = np.zeros(total, dtype=self.dtype)
-        param_views = _views(self.params, shapes)
-        grad_views = _views(self.grads, shapes)
-        step = 2 if bias else 1
-        self.weights = param_views[::step]
-        self.weight_grads = grad_views[::step]
-        self.biases = param_views[1::step] if bias else []
-        self.bias_grads = grad_views[1::step] if bias else []
+        self.hidden_activation = hidden_activation
+        self.output_activation = output_activation
+        self.leaky_slope = leaky_slope
+
+        #: ``(name, slice of the flat buffer, shape)`` for W0, b0, W1, b1, ...
+        self.layout: list[tuple[str, slice, tuple[int, ...]]] = []
+        offset = 0
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            shapes = [(f"W{i}", (fan_in, fan_out))] + ([(f"b{i}", (fan_out,))] if bias else [])
+            for name, shape in shapes:
+                size = int(np.prod(shape))
+                self.layout.append((name, slice(offset, offset + size), shape))
+                offset += size
+        self.params = np.zeros(offset, dtype=self.dtype)
+        self.grads = np.zeros(offset, dtype=self.dtype)
+        param_views = self.views(self.params)
+        grad_views = self.views(self.grads)
+        self.weights = [param_views[f"W{i}"] for i in range(n_layers)]
+        self.weight_grads = [grad_views[f"W{i}"] for i in range(n_layers)]
+        self.biases = [param_views[f"b{i}"] for i in range(n_layers)] if bias else []
+        self.bias_grads = [grad_views[f"b{i}"] for i in range(n_layers)] if bias else []
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named reshaped views (``W0``, ``b0``, ...) of a flat array laid out like ``params``."""
+        return {name: flat[where].reshape(shape) for name, where, shape in self.layout}
+
+    def copy(self, dtype: np.dtype | type | None = None) -> "MLP":
+        """An independent network with the same architecture and parameters (optionally cast)."""
+        twin = MLP(self.sizes, self.hidden_activation, self.output_activation, self.bias, self.leaky_slope,
+                   dtype if dtype is not None else self.dtype)
+        twin.params[...] = self.params
+        return twin
 
     @property
     def n_layers(self) -> int:
@@ -105,14 +122,11 @@ class MLP:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters as ``{"W0": (fan_in, fan_out), "b0": (fan_out,), ...}``."""
-        state = {f"W{i}": w.copy() for i, w in enumerate(self.weights)}
-        state.update({f"b{i}": b.copy() for i, b in enumerate(self.biases)})
-        return state
+        return {name: view.copy() for name, view in self.views(self.params).items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Copy ``W{i}``/``b{i}`` arrays into the parameters, checking every name and shape."""
-        expected = {f"W{i}": w for i, w in enumerate(self.weights)}
-        expected.update({f"b{i}": b for i, b in enumerate(self.biases)})
+        expected = self.views(self.params)
         if set(state) != set(expected):
             raise ValueError(f"parameter names {sorted(state)} do not match the model's {sorted(expected)}")
         for name, target in expected.items():
@@ -128,13 +142,3 @@ class MLP:
     def load(self, path) -> None:
         with np.load(path, allow_pickle=False) as data:
             self.load_state_dict({name: data[name] for name in data.files})
-
-
-def _views(buffer: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
-    """Consecutive reshaped views of a flat ``buffer``, one per shape."""
-    views, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        views.append(buffer[offset : offset + size].reshape(shape))
-        offset += size
-    return views

@@ -10,9 +10,14 @@ gradient after weight decay (``g = grad + weight_decay * p``):
             ``p -= lr * d``.
 * Adagrad:  ``clr = lr / (1 + (t - 1)*lr_decay)``; ``s += g*g``;
             ``p -= clr * g / (sqrt(s) + eps)``.
+* RMSprop:  ``v = alpha*v + (1 - alpha)*g*g``; centered: ``m += (1 - alpha)*(g - m)``,
+            ``v~ = v - m*m`` (else ``v~ = v``); ``d = g / (sqrt(v~) + eps)``;
+            with momentum ``b = momentum*b + d``, ``p -= lr * b``; else ``p -= lr * d``.
 * Adam:     ``m += (1 - beta1)*(g - m)``; ``v = beta2*v + (1 - beta2)*g*g``;
             ``v_max = max(v_max, v)`` (AMSGrad);
             ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+* AdamW:    Adam with decoupled weight decay: ``p *= 1 - lr*weight_decay`` before the
+            update, and ``g = grad``.
 
 Operations are ordered as in PyTorch's single-tensor CPU implementation
 (``addcmul``: ``value * t1 * t2``; ``addcdiv``: ``value * t1 / t2``).
@@ -86,6 +91,36 @@ class Adagrad(Optimizer):
         self.params += (-clr * g) / std
 
 
+class RMSprop(Optimizer):
+    """``torch.optim.RMSprop``, optionally centered and with momentum."""
+
+    def __init__(self, params, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        super().__init__(params, grads, lr, weight_decay)
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+        self.square_avg = np.zeros_like(params)
+        self.grad_avg = np.zeros_like(params) if centered else None
+        self.buffer = np.zeros_like(params) if momentum > 0 else None
+
+    def _update(self, g):
+        self.square_avg *= self.alpha
+        self.square_avg += (1 - self.alpha) * g * g
+        if self.centered:
+            self.grad_avg += (1 - self.alpha) * (g - self.grad_avg)
+            avg = np.sqrt(self.square_avg - self.grad_avg * self.grad_avg)
+        else:
+            avg = np.sqrt(self.square_avg)
+        avg += self.eps
+        if self.momentum > 0:
+            self.buffer *= self.momentum
+            self.buffer += g / avg
+            self.params -= self.lr * self.buffer
+        else:
+            self.params += (-self.lr * g) / avg
+
+
 class Adam(Optimizer):
     """``torch.optim.Adam`` (L2 weight decay added to the gradient), optionally AMSGrad."""
 
@@ -113,11 +148,24 @@ class Adam(Optimizer):
         self.params += (-step_size * self.exp_avg) / denom
 
 
-OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay (default 0.01)."""
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, grads, lr, betas, eps, weight_decay, amsgrad)
+
+    def step(self) -> None:
+        self.t += 1
+        if self.weight_decay:
+            self.params *= 1 - self.lr * self.weight_decay
+        self._update(self.grads)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 
 def build_optimizer(kind: str, params: np.ndarray, grads: np.ndarray, **hyperparameters) -> Optimizer:
-    """Instantiate optimizer ``kind`` ("sgd", "adagrad" or "adam") over the flat buffers."""
+    """Instantiate optimizer ``kind`` (a key of ``OPTIMIZERS``) over the flat buffers."""
     if kind not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[kind](params, grads, **hyperparameters)

@@ -7,8 +7,14 @@ Everything the run produces goes to one MLflow run:
   sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
   (when the threshold was reached) and ``train_seconds``;
 * artifacts: ``config.yaml``, ``weights.npz`` and the figures ``learning_curve.png``,
-  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``;
-* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``.
+  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
+  network as an MLflow pyfunc model named ``model``;
+* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
+  ``model_uri``.
+
+With ``trainer.gradcheck`` the analytic gradients are compared with finite differences
+before and after training (metric ``gradcheck_max_rel_error`` at step 0 and at the last
+epoch); an error above ``trainer.gradcheck_tolerance`` fails the run.
 
 A diverging run (non-finite loss) stops early, is tagged ``diverged=true`` and finishes
 normally; an exception marks the run FAILED and an interrupt KILLED, and in every case
@@ -29,11 +35,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from src import figures
 from src.config import RunConfig, validate
-from src.factory import build
+from src.factory import RunParts, build
+from src.gradcheck import check_gradients
+from src.pyfunc_model import class_probabilities, log_pyfunc_model
 from src.tracking import MetricBuffer, ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
-from src.trainer import TrainResult, evaluate, predict_labels, train
+from src.trainer import TrainResult, encode_targets, evaluate, predict_labels, train
 
 log = logging.getLogger(__name__)
+
+
+class GradientCheckError(RuntimeError):
+    """Backpropagation disagrees with finite differences beyond the configured tolerance."""
 
 
 @dataclass
@@ -53,7 +65,8 @@ class RunSummary:
 
 
 def run_training(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
-    """Validate ``cfg`` (raising ``ConfigError`` before anything is tracked), then train and log."""
+    """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
+    tracked), then train and log."""
     run = validate(cfg)
     job = job or JobContext()
     parts = build(run)
@@ -66,7 +79,7 @@ def run_training(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags) as active:
         run_id = active.info.run_id
         mlflow.log_params(flatten(run.to_dict()))
-        mlflow.log_text(OmegaConf.to_yaml(OmegaConf.structured(run)), "config.yaml")
+        mlflow.log_text(_config_yaml(run), "config.yaml")
         buffer = MetricBuffer(client, run_id)
         progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
 
@@ -75,10 +88,12 @@ def run_training(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
             progress(epoch, metrics)
 
         try:
+            if run.trainer.gradcheck:
+                _gradient_check(run, parts, step=0)
             result = train(
                 parts.net,
                 parts.optimizer,
-                parts.loss,
+                parts.objective,
                 parts.data,
                 epochs=run.trainer.epochs,
                 rng=parts.shuffle_rng,
@@ -105,11 +120,26 @@ def run_training(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
             }
         )
         _log_artifacts(run, parts, result, name)
+        if run.trainer.gradcheck and not result.diverged:
+            _gradient_check(run, parts, step=result.epochs_run)
     log.info(_summary_line(name, run_id, result, final))
     return RunSummary(run_id, name, result, final)
 
 
-def _final_metrics(parts, result: TrainResult) -> dict[str, float]:
+def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
+    """Log ``gradcheck_max_rel_error`` on the training set; raise if above tolerance."""
+    net, data = parts.net, parts.data
+    error = check_gradients(net, parts.objective, data.x_train, encode_targets(data.y_train, net.sizes[-1], np.float64))
+    mlflow.log_metric("gradcheck_max_rel_error", error, step=step)
+    log.info("gradient check at epoch %d: max relative error %.3g", step, error)
+    if not error <= run.trainer.gradcheck_tolerance:
+        mlflow.set_tag("gradcheck", "failed")
+        raise GradientCheckError(
+            f"gradient check at epoch {step}: max relative error {error:.3g} > tolerance {run.trainer.gradcheck_tolerance}"
+        )
+
+
+def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     """Loss and accuracy of the final parameters, plus run-level counts."""
     final = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
     if result.epochs_to_threshold is not None:
@@ -119,18 +149,23 @@ def _final_metrics(parts, result: TrainResult) -> dict[str, float]:
         splits.append(("test", parts.data.x_test, parts.data.y_test))
     with np.errstate(over="ignore", invalid="ignore"):
         for split, x, y in splits:
-            loss, accuracy = evaluate(parts.net, parts.loss, x.astype(parts.net.dtype), y)
+            loss, accuracy = evaluate(parts.net, parts.objective, x, y)
             final[f"final_{split}_loss"] = loss
             final[f"final_{split}_accuracy"] = accuracy
     return final
 
 
-def _log_artifacts(run: RunConfig, parts, result: TrainResult, name: str) -> None:
+def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: str) -> None:
     data, net = parts.data, parts.net
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        out, model_files = Path(tmp) / "artifacts", Path(tmp) / "model"
+        out.mkdir()
+        model_files.mkdir()
         net.save(out / "weights.npz")
-        predicted = predict_labels(net.predict(data.x_train.astype(net.dtype)))
+        (model_files / "config.yaml").write_text(_config_yaml(run))
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = net.predict(data.x_train.astype(net.dtype))
+        predicted = predict_labels(output)
         drawn = {
             "learning_curve.png": figures.learning_curve(result.history, title=name),
             "decision_boundary.png": figures.decision_boundary(net, data, title=name),
@@ -141,6 +176,14 @@ def _log_artifacts(run: RunConfig, parts, result: TrainResult, name: str) -> Non
         for filename, fig in drawn.items():
             fig.savefig(out / filename, dpi=100)
         mlflow.log_artifacts(str(out))
+        example = data.x_train[:5].astype(net.dtype)
+        probabilities = class_probabilities(output[:5], net.output_activation)
+        model_uri = log_pyfunc_model(model_files / "config.yaml", out / "weights.npz", example, probabilities)
+        mlflow.set_tag("model_uri", model_uri)
+
+
+def _config_yaml(run: RunConfig) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(run))
 
 
 def _progress_logger(name: str, epochs: int, every: int):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from src.datasets import Dataset
-from src.losses import Loss
 from src.network import MLP
+from src.objective import Objective
 from src.optimizers import Optimizer
 
 
@@ -37,12 +37,11 @@ def predict_labels(output: np.ndarray) -> np.ndarray:
     return output.argmax(axis=1)
 
 
-def evaluate(net: MLP, loss: Loss, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """``(loss, accuracy)`` of the current parameters on ``x``."""
-    zs, activations = net.forward(x)
-    output = activations[-1]
-    targets = encode_targets(labels, output.shape[1], net.dtype)
-    return loss.value(zs[-1], output, targets), float(np.mean(predict_labels(output) == labels))
+def evaluate(net: MLP, objective: Objective, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``(objective, accuracy)`` of the current parameters on ``x`` (n, n_in), labels (n,)."""
+    x = x.astype(net.dtype, copy=False)
+    value, output = objective.value(net, x, encode_targets(labels, net.sizes[-1], net.dtype))
+    return value, float(np.mean(predict_labels(output) == labels))
 
 
 @dataclass
@@ -62,7 +61,7 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 def train(
     net: MLP,
     optimizer: Optimizer,
-    loss: Loss,
+    objective: Objective,
     data: Dataset,
     epochs: int,
     rng: np.random.Generator,
@@ -83,7 +82,6 @@ def train(
     x = data.x_train.astype(net.dtype, copy=False)
     labels = data.y_train
     targets = encode_targets(labels, net.sizes[-1], net.dtype)
-    x_test = data.x_test.astype(net.dtype, copy=False)
     n = len(labels)
     step = n if batch_size is None else min(batch_size, n)
     result = TrainResult()
@@ -99,7 +97,7 @@ def train(
                 else:
                     idx = order[begin : begin + step]
                     xb, yb, lb = x[idx], targets[idx], labels[idx]
-                batch_loss, output = net.loss_and_gradient(xb, yb, loss)
+                batch_loss, output = objective.value_and_gradient(net, xb, yb)
                 if not np.isfinite(batch_loss):
                     result.diverged = True
                     break
@@ -111,7 +109,7 @@ def train(
 
             metrics = {"train_loss": loss_sum / n, "train_accuracy": correct / n}
             if data.has_test:
-                metrics["test_loss"], metrics["test_accuracy"] = evaluate(net, loss, x_test, data.y_test)
+                metrics["test_loss"], metrics["test_accuracy"] = evaluate(net, objective, data.x_test, data.y_test)
             for name, value in metrics.items():
                 result.history.setdefault(name, []).append(value)
             result.epochs_run = epoch

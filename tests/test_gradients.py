@@ -11,6 +11,7 @@ from src.gradcheck import check_gradients
 from src.initializers import initialize
 from src.losses import get_loss
 from src.network import MLP
+from src.objective import Objective
 from src.trainer import encode_targets
 
 # (loss, output activation, number of outputs)
@@ -47,14 +48,14 @@ def test_backprop_matches_finite_differences(hidden, setup):
     loss_name, output, n_out = setup
     net = _network(hidden, output, n_out)
     x, y = _batch(n_out)
-    assert check_gradients(net, x, y, get_loss(loss_name)) < 1e-6
+    assert check_gradients(net, Objective(get_loss(loss_name)), x, y) < 1e-6
 
 
 @pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
 def test_backprop_without_bias(hidden):
     net = _network(hidden, "sigmoid", 1, bias=False)
     x, y = _batch(1)
-    assert check_gradients(net, x, y, get_loss("bce")) < 1e-6
+    assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
 
 
 def test_gradient_covers_every_weight_and_bias():

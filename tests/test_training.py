@@ -15,7 +15,7 @@ def _train(compose_config, *overrides):
     parts = build(run)
     t = run.trainer
     result = train(
-        parts.net, parts.optimizer, parts.loss, parts.data, t.epochs, parts.shuffle_rng,
+        parts.net, parts.optimizer, parts.objective, parts.data, t.epochs, parts.shuffle_rng,
         batch_size=t.batch_size, shuffle=t.shuffle, loss_threshold=t.loss_threshold,
     )
     return result, parts
@@ -81,8 +81,8 @@ def test_full_batch_history_is_the_loss_before_each_update(compose_config):
 
     run = validate(compose_config("trainer.epochs=1", "trainer.loss_threshold=null"))
     parts = build(run)
-    before, _ = evaluate(parts.net, parts.loss, parts.data.x_train, parts.data.y_train)
-    result = train(parts.net, parts.optimizer, parts.loss, parts.data, 1, parts.shuffle_rng)
+    before, _ = evaluate(parts.net, parts.objective, parts.data.x_train, parts.data.y_train)
+    result = train(parts.net, parts.optimizer, parts.objective, parts.data, 1, parts.shuffle_rng)
     assert result.history["train_loss"] == [before]
 
 
