@@ -92,3 +92,31 @@ def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, trackin
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == "error: invalid config: optimizer.lr: invalid value -1.0; expected a number > 0"
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_path, tracking_uri):
+    from src.runner import run_training
+
+    summary = run_training(compose_config("dataset=blobs", "dataset.n_classes=3", "loss=cross_entropy",
+                                          "optimizer=adam", "trainer.epochs=300", "trainer.loss_threshold=null"))
+    client = MlflowClient(tracking_uri)
+    model_uri = client.get_run(summary.run_id).data.tags["model_uri"]
+    run = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(summary.run_id, "config.yaml",
+                                                                                   str(tmp_path))))))
+    data = load_dataset(run.dataset, np.random.default_rng(run.trainer.seed).spawn(3)[0])
+    np.save(tmp_path / "x.npy", data.x_train)
+    script = (
+        "import sys, numpy as np, mlflow.pyfunc\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        f"np.save({str(tmp_path / 'p.npy')!r}, np.asarray(model.predict(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the model brings its own code
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probabilities = np.load(tmp_path / "p.npy")
+    assert probabilities.shape == (len(data.y_train), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    accuracy = np.mean(probabilities.argmax(axis=1) == data.y_train)
+    assert accuracy == summary.final_metrics["final_train_accuracy"]
