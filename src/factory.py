@@ -47,10 +47,21 @@ def build_objective(run: RunConfig) -> Objective:
     return Objective(get_loss(run.loss.name), l1=run.trainer.l1, l2=run.trainer.l2)
 
 
+def random_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent generators for the data, the initial weights and the batch order."""
+    data_rng, init_rng, shuffle_rng = np.random.default_rng(seed).spawn(3)
+    return data_rng, init_rng, shuffle_rng
+
+
+def build_dataset(run: RunConfig) -> Dataset:
+    """The run's dataset, exactly as it was trained on (regenerated from the seed)."""
+    return load_dataset(run.dataset, random_streams(run.trainer.seed)[0])
+
+
 def build(run: RunConfig) -> RunParts:
     """Data, initialised network, optimizer and objective; raises ``ConfigError`` when
     ``model.init_from`` does not fit the network."""
-    data_rng, init_rng, shuffle_rng = np.random.default_rng(run.trainer.seed).spawn(3)
+    data_rng, init_rng, shuffle_rng = random_streams(run.trainer.seed)
     data = load_dataset(run.dataset, data_rng)
     net = build_network(run)
     if run.model.init_from is None:

@@ -41,7 +41,7 @@ def learning_curve(history: dict[str, list[float]], title: str = "") -> Figure:
     return fig
 
 
-def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> Figure:
+def draw_decision_boundary(ax, net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> None:
     """Predicted class over a grid covering the data, with train (o) and test (x) points."""
     x_all = np.concatenate([data.x_train, data.x_test])
     low, high = x_all.min(axis=0), x_all.max(axis=0)
@@ -54,8 +54,6 @@ def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int 
     with np.errstate(over="ignore", invalid="ignore"):
         labels = predict_labels(net.predict(grid)).reshape(g0.shape)
     cmap = _class_cmap(data.n_classes)
-    fig = Figure(figsize=(5.5, 5), layout="constrained")
-    ax = fig.subplots()
     ax.contourf(g0, g1, labels, levels=np.arange(data.n_classes + 1) - 0.5, cmap=cmap, alpha=0.25)
     kwargs = dict(cmap=cmap, vmin=0, vmax=max(data.n_classes, 2) - 1, edgecolors="k", linewidths=0.4)
     ax.scatter(data.x_train[:, 0], data.x_train[:, 1], c=data.y_train, marker="o", s=28, label="train", **kwargs)
@@ -63,6 +61,11 @@ def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int 
         ax.scatter(data.x_test[:, 0], data.x_test[:, 1], c=data.y_test, marker="X", s=40, label="test", **kwargs)
         ax.legend(loc="best")
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title or "Decision boundary")
+
+
+def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> Figure:
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    draw_decision_boundary(fig.subplots(), net, data, title, resolution)
     return fig
 
 

@@ -6,7 +6,8 @@ Everything the run produces goes to one MLflow run:
 * metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) at every epoch, buffered and
   sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
   (when the threshold was reached) and ``train_seconds``;
-* artifacts: ``config.yaml``, ``weights.npz`` and the figures ``learning_curve.png``,
+* artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
+  as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
   network as an MLflow pyfunc model named ``model``;
 * tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -162,6 +164,8 @@ def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: s
         out.mkdir()
         model_files.mkdir()
         net.save(out / "weights.npz")
+        history = pd.DataFrame({"epoch": np.arange(1, result.epochs_run + 1), **result.history})
+        history.to_parquet(out / "history.parquet", index=False)
         (model_files / "config.yaml").write_text(_config_yaml(run))
         with np.errstate(over="ignore", invalid="ignore"):
             output = net.predict(data.x_train.astype(net.dtype))

@@ -12,8 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from src.config import validate
-from src.datasets import load_dataset
-from src.factory import build_network
+from src.factory import build_dataset, build_network
 from src.trainer import predict_labels
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +65,7 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
         net = build_network(logged)
         with np.load(client.download_artifacts(run_id, "weights.npz", str(local)), allow_pickle=False) as weights:
             net.load_state_dict(dict(weights))
-        data = load_dataset(logged.dataset, np.random.default_rng(logged.trainer.seed).spawn(3)[0])
+        data = build_dataset(logged)
         accuracy = np.mean(predict_labels(net.predict(data.x_train)) == data.y_train)
         assert accuracy == run.data.metrics["final_train_accuracy"]
         assert OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"] == run.data.params["optimizer.name"]
@@ -104,7 +103,7 @@ def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_pat
     model_uri = client.get_run(summary.run_id).data.tags["model_uri"]
     run = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(summary.run_id, "config.yaml",
                                                                                    str(tmp_path))))))
-    data = load_dataset(run.dataset, np.random.default_rng(run.trainer.seed).spawn(3)[0])
+    data = build_dataset(run)
     np.save(tmp_path / "x.npy", data.x_train)
     script = (
         "import sys, numpy as np, mlflow.pyfunc\n"

@@ -6,7 +6,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from src.config import validate
-from src.factory import build_network
+from src.factory import build_dataset, build_network
 from src.optimizers import SGD
 from src.runner import JobContext, run_training
 from src.tracking import MetricBuffer
@@ -53,9 +53,7 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
     logged = validate(OmegaConf.create(yaml.safe_load(open(config_path))))
     net = build_network(logged)
     net.load(weights_path)
-    from src.datasets import load_dataset
-
-    data = load_dataset(logged.dataset, np.random.default_rng(logged.trainer.seed).spawn(3)[0])
+    data = build_dataset(logged)
     accuracy = np.mean(predict_labels(net.predict(data.x_test)) == data.y_test)
     assert accuracy == run.data.metrics["final_test_accuracy"]
 
