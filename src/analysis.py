@@ -37,7 +37,14 @@ HISTORY_ARTIFACT = "history.parquet"
 DEFAULT_METRICS = ("train_loss", "train_accuracy")
 RUN_COLUMNS = ["run_id", "run_name", "status", "diverged", "parent_run_id", "start_time", "artifact_uri"]
 #: Summary metrics every frame from ``load_runs`` has (NaN where a run did not log one).
-SUMMARY_METRICS = ["final_train_loss", "final_train_accuracy", "epochs_run", "epochs_to_threshold", "train_seconds"]
+SUMMARY_METRICS = [
+    "final_train_loss",
+    "final_train_accuracy",
+    "epochs_run",
+    "epochs_to_threshold",
+    "epochs_to_full_accuracy",
+    "train_seconds",
+]
 
 
 def _client(tracking_uri: str | None) -> MlflowClient:

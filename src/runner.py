@@ -5,7 +5,8 @@ Everything the run produces goes to one MLflow run:
 * params: the validated config flattened to dotted keys;
 * metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) at every epoch, buffered and
   sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
-  (when the threshold was reached) and ``train_seconds``;
+  (when the threshold was reached), ``epochs_to_full_accuracy`` (the first epoch with
+  every training point right, when there was one) and ``train_seconds``;
 * artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
@@ -146,6 +147,9 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     final = {"epochs_run": result.epochs_run, "train_seconds": result.seconds}
     if result.epochs_to_threshold is not None:
         final["epochs_to_threshold"] = result.epochs_to_threshold
+    accuracies = np.asarray(result.history.get("train_accuracy", []))
+    if np.any(accuracies == 1.0):
+        final["epochs_to_full_accuracy"] = int(np.argmax(accuracies == 1.0)) + 1
     splits = [("train", parts.data.x_train, parts.data.y_train)]
     if parts.data.has_test:
         splits.append(("test", parts.data.x_test, parts.data.y_test))

@@ -12,7 +12,7 @@ from src.runner import JobContext, run_training
 from src.tracking import MetricBuffer
 from src.trainer import predict_labels
 
-ARTIFACTS = {"config.yaml", "weights.npz", "learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
+ARTIFACTS = {"config.yaml", "weights.npz", "history.parquet", "learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
 
 
 def _only_run(client):
