@@ -196,11 +196,13 @@ def load_history(
 ) -> pd.DataFrame:
     """Per-epoch metrics of ``runs`` (a ``load_runs`` frame) in long format.
 
-    Columns: ``run_id, epoch, metric, value`` followed by ``params`` (default: the params
-    that vary across ``runs``, see ``varying_params``).
+    Columns: ``run_id, epoch, metric, value`` followed by ``params`` (default:
+    ``dataset.name``, ``trainer.seed`` and every other param that varies across ``runs``).
     """
     metrics = list(metrics)
-    params = varying_params(runs) if params is None else list(params)
+    if params is None:
+        params = list(dict.fromkeys(["dataset.name", "trainer.seed", *varying_params(runs)]))
+    params = [p for p in params if p in runs.columns]
     client = _client(tracking_uri)
     jobs = list(zip(runs["run_id"], runs["artifact_uri"]))
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -198,6 +198,8 @@ class TrackingConfig:
     uri: Optional[str] = None
     experiment: str = "backprop"
     run_name: Optional[str] = None
+    log_figures: bool = True
+    log_model: bool = True
 
 
 @dataclass

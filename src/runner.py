@@ -173,21 +173,22 @@ def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: s
         (model_files / "config.yaml").write_text(_config_yaml(run))
         with np.errstate(over="ignore", invalid="ignore"):
             output = net.predict(data.x_train.astype(net.dtype))
-        predicted = predict_labels(output)
-        drawn = {
-            "learning_curve.png": figures.learning_curve(result.history, title=name),
-            "decision_boundary.png": figures.decision_boundary(net, data, title=name),
-            "ground_truth_vs_prediction.png": figures.ground_truth_vs_prediction(
-                data.x_train, data.y_train, predicted, data.n_classes
-            ),
-        }
-        for filename, fig in drawn.items():
-            fig.savefig(out / filename, dpi=100)
+        if run.tracking.log_figures:
+            drawn = {
+                "learning_curve.png": figures.learning_curve(result.history, title=name),
+                "decision_boundary.png": figures.decision_boundary(net, data, title=name),
+                "ground_truth_vs_prediction.png": figures.ground_truth_vs_prediction(
+                    data.x_train, data.y_train, predict_labels(output), data.n_classes
+                ),
+            }
+            for filename, fig in drawn.items():
+                fig.savefig(out / filename, dpi=100)
         mlflow.log_artifacts(str(out))
-        example = data.x_train[:5].astype(net.dtype)
-        probabilities = class_probabilities(output[:5], net.output_activation)
-        model_uri = log_pyfunc_model(model_files / "config.yaml", out / "weights.npz", example, probabilities)
-        mlflow.set_tag("model_uri", model_uri)
+        if run.tracking.log_model:
+            example = data.x_train[:5].astype(net.dtype)
+            probabilities = class_probabilities(output[:5], net.output_activation)
+            model_uri = log_pyfunc_model(model_files / "config.yaml", out / "weights.npz", example, probabilities)
+            mlflow.set_tag("model_uri", model_uri)
 
 
 def _config_yaml(run: RunConfig) -> str:

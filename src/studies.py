@@ -77,6 +77,28 @@ class Study:
         return "; ".join(sentences)
 
 
+    def conclusion(self, runs: pd.DataFrame) -> str:
+        """Markdown: the headline and the summary table, computed from ``runs``."""
+        table = self.summary(runs)
+        lines = [f"**{self.question}** From {len(runs)} runs of this sweep:", ""]
+        lines += [f"- {sentence}" for sentence in self.headline(runs).split("; ") if sentence]
+        return "\n".join(lines + ["", markdown_table(table)])
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``frame`` (floats to 3 significant digits)."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.3g}"
+        return str(value)
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
 def accuracy_column(runs: pd.DataFrame) -> str:
     """``final_test_accuracy`` when the runs have a test split, else ``final_train_accuracy``."""
     if "final_test_accuracy" in runs and runs["final_test_accuracy"].notna().any():
