@@ -156,7 +156,7 @@ def load_runs(experiment: str, sweep: str | None = None, tracking_uri: str | Non
 def varying_params(runs: pd.DataFrame) -> list[str]:
     """Param columns (dotted names) whose value differs between the runs."""
     params = [c for c in runs.columns if "." in c and c not in RUN_COLUMNS]
-    return [c for c in params if runs[c].astype(str).nunique() > 1]
+    return [c for c in params if runs[c].map(repr).nunique() > 1]
 
 
 def _local_path(uri: str) -> Path | None:

@@ -54,9 +54,15 @@ def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_los
 
 
 def outcome_distributions(runs: pd.DataFrame, factor: str, metric: str):
-    """Box plot and points (one per seed) of a summary metric per factor level and dataset."""
-    data = runs.assign(**{factor: runs[factor].map(_label)})
+    """Box plot and points (one per seed) of a summary metric per factor level and dataset;
+    runs without the metric (e.g. never reached the threshold) are left out."""
+    data = runs.assign(**{factor: runs[factor].map(_label)}).dropna(subset=[metric])
     order = _ordered_levels(runs[factor])
+    if data.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"no run has {metric}", ha="center", va="center")
+        return fig
     grid = sns.catplot(
         data=data, x=factor, y=metric, col="dataset.name", kind="box", order=order,
         color="0.85", height=3.6, aspect=1.3, sharey=False,

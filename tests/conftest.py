@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +33,21 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.chdir(tmp_path)  # MLflow puts artifacts of a sqlite store in ./mlruns
     return uri
+
+
+@pytest.fixture(scope="session")
+def study_store(tmp_path_factory):
+    """A temporary store holding a tiny real sweep of every study preset (``tests/tiny_sweeps.py``).
+
+    Returns ``(tracking_uri, sweep_root)``.
+    """
+    root = tmp_path_factory.mktemp("studies")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_RUN_ID", None)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "tiny_sweeps.py"), str(root / "multirun")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return uri, root / "multirun"
