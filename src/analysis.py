@@ -207,14 +207,11 @@ def load_history(
     jobs = list(zip(runs["run_id"], runs["artifact_uri"]))
     with ThreadPoolExecutor(max_workers=8) as pool:
         tables = list(pool.map(lambda job: _read_history(client, job[0], job[1], metrics), jobs))
-    frames = []
-    for (run_id, _), table in zip(jobs, tables):
-        long = table.melt(id_vars="epoch", var_name="metric", value_name="value")
-        long.insert(0, "run_id", run_id)
-        frames.append(long)
     columns = ["run_id", "epoch", "metric", "value"]
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    history = history.dropna(subset=["value"])
+    if not tables:
+        return pd.DataFrame(columns=columns + params)
+    wide = pd.concat([t.assign(run_id=run_id) for (run_id, _), t in zip(jobs, tables)], ignore_index=True)
+    history = wide.melt(id_vars=["run_id", "epoch"], var_name="metric", value_name="value").dropna(subset=["value"])
     history["epoch"] = history["epoch"].astype(int)
     return history.merge(runs[["run_id", *params]], on="run_id", how="left")[columns + params]
 

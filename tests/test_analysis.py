@@ -104,3 +104,62 @@ def test_studies_table_is_written_into_the_readme(study_store, tmp_path):
     update_readme(readme, table)
     assert readme.read_text() == f"intro\n{BEGIN}\n{table}\n{END}\noutro\n"
     assert BEGIN in (REPO / "README.md").read_text() and END in (REPO / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on a free loopback port, with its own store and artifacts."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")]
+    server = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_loaders_work_against_an_mlflow_server(mlflow_server, compose_config, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from src.runner import run_training
+
+    monkeypatch.chdir(tmp_path)
+    for seed in (0, 1):
+        run_training(compose_config(f"tracking.uri={mlflow_server}", "tracking.experiment=served", f"trainer.seed={seed}",
+                                    "trainer.epochs=25", "trainer.loss_threshold=null", "tracking.log_figures=false"))
+    runs = load_runs("served", sweep="all", tracking_uri=mlflow_server)
+    assert len(runs) == 2 and all(uri.startswith("mlflow-artifacts:") for uri in runs["artifact_uri"])
+    history = load_history(runs, tracking_uri=mlflow_server)
+    client = MlflowClient(mlflow_server)
+    for run_id in runs["run_id"]:
+        logged = [m.value for m in sorted(client.get_metric_history(run_id, "train_loss"), key=lambda m: m.step)]
+        mine = history[(history["run_id"] == run_id) & (history["metric"] == "train_loss")].sort_values("epoch")
+        assert mine["value"].tolist() == logged
+    net, data = load_trained(runs.iloc[0], tracking_uri=mlflow_server)
+    assert net.sizes == [2, 8, 8, 1] and len(data.y_train) == 21
+    assert not list(tmp_path.iterdir())  # nothing was written to a local store
