@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
+
+from src.config import ConfigError, validate
+from src.tracking import ensure_experiment, git_tags, resolve_tracking_uri
 
 PARENT_RUN_FILE = "mlflow_parent_run_id"
 
@@ -34,11 +38,6 @@ class MlflowParentRun(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow.tracking import MlflowClient
-
-        from src.config import ConfigError, validate
-        from src.tracking import ensure_experiment, git_tags, resolve_tracking_uri
-
         try:
             run = validate(config)
         except ConfigError as err:
