@@ -3,8 +3,8 @@
 ``python -m src.report`` loads the latest sweep of every study's experiment (see
 ``src.studies``), computes its headline result, and rewrites the table between the
 ``<!-- studies:begin -->`` and ``<!-- studies:end -->`` markers of README.md
-(``--print`` prints it instead). The store is ``$MLFLOW_TRACKING_URI``, else
-``sqlite:///mlflow.db``, else ``--tracking-uri``.
+(``--print`` prints it instead). The store is ``--tracking-uri``, else
+``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
 """
 
 from __future__ import annotations

@@ -110,14 +110,18 @@ def accuracy_label(runs: pd.DataFrame) -> str:
     return "test accuracy" if accuracy_column(runs) == "final_test_accuracy" else "train accuracy"
 
 
+def level_label(value) -> str:
+    """How a factor level is written: integral numbers without ``.0``; a missing value is
+    the only null a study sweeps, ``trainer.batch_size=null``, i.e. ``full`` batch."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "full"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _level(row: pd.Series, factors: tuple[str, ...]) -> str:
-    values = []
-    for factor in factors:
-        value = row[factor]
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        values.append("full" if factor == "trainer.batch_size" and pd.isna(value) else str(value))
-    return "×".join(values)
+    return "×".join(level_label(row[factor]) for factor in factors)
 
 
 def _epochs(row: pd.Series) -> str:

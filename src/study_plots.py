@@ -13,6 +13,7 @@ import seaborn as sns
 
 from src.analysis import load_trained
 from src.figures import draw_decision_boundary
+from src.studies import level_label
 
 MAX_CURVE_POINTS = 300
 
@@ -24,15 +25,7 @@ def _ordered_levels(values: pd.Series) -> list[str]:
         unique = sorted(unique, key=lambda v: float("inf") if pd.isna(v) else float(v))
     except (TypeError, ValueError):
         unique = sorted(unique, key=str)
-    return [_label(v) for v in unique]
-
-
-def _label(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "full"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return [level_label(v) for v in unique]
 
 
 def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_loss", log: bool = True):
@@ -41,7 +34,7 @@ def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_los
     data = history[history["metric"] == metric].copy()
     step = max(1, int(data["epoch"].max()) // MAX_CURVE_POINTS) if len(data) else 1
     data = data[(data["epoch"] % step == 0) | (data["epoch"] == 1)]
-    data[factor] = data[factor].map(_label)
+    data[factor] = data[factor].map(level_label)
     grid = sns.relplot(
         data=data, x="epoch", y="value", hue=factor, hue_order=_ordered_levels(history[factor]),
         col="dataset.name", kind="line", errorbar=("ci", 95), n_boot=200, seed=0,
@@ -56,7 +49,7 @@ def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_los
 def outcome_distributions(runs: pd.DataFrame, factor: str, metric: str):
     """Box plot and points (one per seed) of a summary metric per factor level and dataset;
     runs without the metric (e.g. never reached the threshold) are left out."""
-    data = runs.assign(**{factor: runs[factor].map(_label)}).dropna(subset=[metric])
+    data = runs.assign(**{factor: runs[factor].map(level_label)}).dropna(subset=[metric])
     order = _ordered_levels(runs[factor])
     if data.empty:
         fig, ax = plt.subplots(figsize=(5, 1.5))
@@ -94,13 +87,13 @@ def decision_boundaries(runs: pd.DataFrame, factor: str | tuple[str, str], track
         row_keys = sorted(first["dataset.name"].unique())
         row_of = first["dataset.name"]
         col_levels = _ordered_levels(first[factors[0]])
-        col_of = first[factors[0]].map(_label)
+        col_of = first[factors[0]].map(level_label)
     else:
-        first = first.assign(_row=first["dataset.name"] + ", " + first[factors[0]].map(lambda v: f"{factors[0]}={_label(v)}"))
+        first = first.assign(_row=first["dataset.name"] + ", " + first[factors[0]].map(lambda v: f"{factors[0]}={level_label(v)}"))
         row_keys = sorted(first["_row"].unique(), key=lambda k: (k.split(",")[0], float(k.split("=")[-1])))
         row_of = first["_row"]
         col_levels = _ordered_levels(first[factors[1]])
-        col_of = first[factors[1]].map(_label)
+        col_of = first[factors[1]].map(level_label)
     fig, axes = plt.subplots(len(row_keys), len(col_levels), figsize=(3 * len(col_levels), 3 * len(row_keys)),
                              squeeze=False, layout="constrained")
     for ax in axes.flat:

@@ -82,6 +82,7 @@ def train(
     x = data.x_train.astype(net.dtype, copy=False)
     labels = data.y_train
     targets = encode_targets(labels, net.sizes[-1], net.dtype)
+    x_test = data.x_test.astype(net.dtype, copy=False)
     n = len(labels)
     step = n if batch_size is None else min(batch_size, n)
     result = TrainResult()
@@ -109,7 +110,7 @@ def train(
 
             metrics = {"train_loss": loss_sum / n, "train_accuracy": correct / n}
             if data.has_test:
-                metrics["test_loss"], metrics["test_accuracy"] = evaluate(net, objective, data.x_test, data.y_test)
+                metrics["test_loss"], metrics["test_accuracy"] = evaluate(net, objective, x_test, data.y_test)
             for name, value in metrics.items():
                 result.history.setdefault(name, []).append(value)
             result.epochs_run = epoch
