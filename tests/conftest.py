@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -25,6 +26,22 @@ def compose_config():
     return _compose
 
 
+@pytest.fixture(scope="session")
+def optimizer_preset():
+    """``optimizer_preset(rule, **overrides)`` -> the hyperparameters of
+    ``conf/optimizer/RULE.yaml`` (PyTorch's defaults but the learning rate), as keyword
+    arguments of the engine's optimizer ``rule``, with ``overrides`` applied."""
+
+    def _preset(rule: str, **overrides):
+        preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "optimizer" / f"{rule}.yaml"))
+        preset.pop("name")
+        if "betas" in preset:
+            preset["betas"] = tuple(preset["betas"])
+        return {**preset, **overrides}
+
+    return _preset
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch) -> str:
     """A fresh sqlite MLflow store in a temporary directory (also exported for child processes)."""
@@ -37,16 +54,16 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def study_store(tmp_path_factory):
-    """A temporary store holding a tiny real sweep of every study preset (``tests/tiny_sweeps.py``).
+    """A temporary store holding a tiny real sweep of every study preset (``tests/analysis/tiny_sweeps.py``).
 
     Returns ``(tracking_uri, sweep_root)``.
     """
     root = tmp_path_factory.mktemp("studies")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "tiny_sweeps.py"), str(root / "multirun")],
+        [sys.executable, str(REPO / "tests" / "analysis" / "tiny_sweeps.py"), str(root / "multirun")],
         cwd=root, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]

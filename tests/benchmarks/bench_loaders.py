@@ -25,8 +25,8 @@ import pandas as pd
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from src.analysis import load_history, load_runs
-from src.tracking import ensure_experiment
+from src.analysis.loaders import load_history, load_runs
+from src.runs.tracking import ensure_experiment
 
 
 def build_store(uri: str, n_runs: int, n_epochs: int) -> None:

@@ -1,12 +1,13 @@
-"""Generate the PyTorch reference data that ``tests/test_pytorch_reference.py`` compares against.
+"""Generate the PyTorch reference data that ``tests/engine/test_pytorch_reference.py`` compares against.
 
 PyTorch is an optional tool here, never a dependency of the package or of CI: run this
 script in any environment that has ``torch`` (CPU) besides NumPy and this project's
-dependencies, from the repository root::
+dependencies, from the repository root (``PYTHONPATH=.`` makes ``src`` importable without
+installing the project there)::
 
     python -m venv /tmp/torch-env
-    /tmp/torch-env/bin/pip install torch numpy scikit-learn scipy omegaconf pyyaml
-    /tmp/torch-env/bin/python tests/golden/make_golden.py
+    /tmp/torch-env/bin/pip install torch numpy scikit-learn omegaconf pyyaml
+    PYTHONPATH=. /tmp/torch-env/bin/python tests/golden/make_golden.py
 
 It writes, next to itself:
 
@@ -25,19 +26,17 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
+from src.runs.config import OPTIMIZERS, MoonsDataset
+from src.runs.datasets import generate_xor_easy, load_dataset
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO))
-
-from src.config import MoonsDataset  # noqa: E402
-from src.datasets import generate_xor_easy, load_dataset  # noqa: E402
 
 N_PARAMS, N_STEPS, N_EPOCHS = 37, 20, 30
 TORCH_CLASSES = {
@@ -46,11 +45,6 @@ TORCH_CLASSES = {
     "rmsprop": torch.optim.RMSprop,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
-}
-#: Update rule of each preset in conf/optimizer.
-PRESET_KINDS = {
-    "sgd": "sgd", "momentum": "sgd", "nesterov": "sgd", "adagrad": "adagrad",
-    "rmsprop": "rmsprop", "adam": "adam", "adamw": "adamw",
 }
 
 OPTIMIZER_CASES = {
@@ -87,7 +81,7 @@ def preset_optimizers() -> dict[str, tuple[str, dict]]:
         name = hyper.pop("name")
         if "betas" in hyper:
             hyper["betas"] = tuple(hyper["betas"])
-        presets[name] = (PRESET_KINDS[name], hyper)
+        presets[name] = (OPTIMIZERS[name][1], hyper)
     return presets
 
 
@@ -113,7 +107,8 @@ def make_optimizer_steps(cases: dict) -> dict[str, np.ndarray]:
 def datasets() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """name -> (x, labels, hidden activation)."""
     x_xor, y_xor = generate_xor_easy(11)
-    moons = load_dataset(MoonsDataset(n_samples=100, noise=0.2), np.random.default_rng(3))
+    moons = load_dataset(MoonsDataset(name="moons", test_fraction=0.0, n_samples=100, noise=0.2),
+                         np.random.default_rng(3))
     return {"xor": (x_xor, y_xor, "tanh"), "moons": (moons.x_train, moons.y_train, "relu")}
 
 

@@ -1,0 +1,63 @@
+"""Write the README's Studies table from the tracking store.
+
+``python -m src.analysis.report`` loads the latest sweep of every study's experiment
+(see ``src.analysis.studies``), computes its headline result, and rewrites the table between the
+``<!-- studies:begin -->`` and ``<!-- studies:end -->`` markers of README.md
+(``--print`` prints it instead). The store is ``--tracking-uri``, else
+``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from src.analysis.loaders import load_runs
+from src.analysis.studies import all_studies
+
+BEGIN, END = "<!-- studies:begin -->", "<!-- studies:end -->"
+
+
+def studies_table(tracking_uri: str | None = None) -> str:
+    """Markdown table: study, command, notebook, runs, headline result."""
+    lines = [
+        "| study | command | notebook | runs | headline result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for study in all_studies().values():
+        try:
+            runs = load_runs(study.experiment, tracking_uri=tracking_uri)
+            count, headline = str(len(runs)), study.headline(runs)
+        except ValueError:
+            count, headline = "0", "not run yet"
+        lines.append(
+            f"| {study.name} | `{study.command}` | [{Path(study.notebook).name}]({study.notebook}) | {count} | {headline} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {BEGIN} ... {END} block")
+    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--print", action="store_true", help="print the table instead of updating the README")
+    args = parser.parse_args(argv)
+    table = studies_table(args.tracking_uri)
+    if args.print:
+        print(table)
+    else:
+        update_readme(args.readme, table)
+        print(f"updated the Studies table of {args.readme}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""A multilayer perceptron whose parameters live in one flat buffer.
+
+Layer ``i`` maps its input ``a_i`` of shape (n, fan_in) to ``z_i = a_i @ W_i + b_i``
+and ``a_{i+1} = f_i(z_i)``, with ``W_i`` of shape (fan_in, fan_out) and ``b_i`` of
+shape (fan_out,). ``a_0`` is the input batch; hidden layers share one activation and
+the last layer has its own (the output activation).
+
+All parameters are stored back to back in ``params`` (W0, b0, W1, b1, ...), and
+``weights[i]`` / ``biases[i]`` are reshaped views into it; gradients mirror that
+layout in ``grads``. An optimizer therefore updates the whole network with a few
+vectorised operations on two 1-D arrays, as in scikit-learn's packed parameters.
+
+Backpropagation, for a batch of n rows (``delta_i = dL/dz_i``)::
+
+    delta_L = loss.grad_z(z_L, a_{L+1}, y)
+    dL/dW_i = a_i.T @ delta_i                      (fan_in, fan_out)
+    dL/db_i = delta_i.sum(axis=0)                  (fan_out,)
+    delta_{i-1} = f_{i-1}.backward(delta_i @ W_i.T, z_{i-1}, a_i)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from src.engine.activations import get_activation
+from src.engine.losses import Loss
+
+
+class MLP:
+    """Fully connected network with layer sizes ``sizes = [n_in, h_1, ..., n_out]``."""
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden_activation: str = "tanh",
+        output_activation: str = "sigmoid",
+        bias: bool = True,
+        leaky_slope: float = 0.01,
+        dtype: np.dtype | type = np.float64,
+    ):
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"layer sizes must be >= 1 and at least two of them, got {list(sizes)}")
+        self.sizes = [int(s) for s in sizes]
+        self.bias = bias
+        self.dtype = np.dtype(dtype)
+        n_layers = len(self.sizes) - 1
+        self.activations = [get_activation(hidden_activation, leaky_slope)] * (n_layers - 1)
+        self.activations.append(get_activation(output_activation, leaky_slope))
+
+        self.hidden_activation = hidden_activation
+        self.output_activation = output_activation
+        self.leaky_slope = leaky_slope
+
+        #: ``(name, slice of the flat buffer, shape)`` for W0, b0, W1, b1, ...
+        self.layout: list[tuple[str, slice, tuple[int, ...]]] = []
+        offset = 0
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            shapes = [(f"W{i}", (fan_in, fan_out))] + ([(f"b{i}", (fan_out,))] if bias else [])
+            for name, shape in shapes:
+                size = int(np.prod(shape))
+                self.layout.append((name, slice(offset, offset + size), shape))
+                offset += size
+        self.params = np.zeros(offset, dtype=self.dtype)
+        self.grads = np.zeros(offset, dtype=self.dtype)
+        param_views = self.views(self.params)
+        grad_views = self.views(self.grads)
+        self.weights = [param_views[f"W{i}"] for i in range(n_layers)]
+        self.weight_grads = [grad_views[f"W{i}"] for i in range(n_layers)]
+        self.biases = [param_views[f"b{i}"] for i in range(n_layers)] if bias else []
+        self.bias_grads = [grad_views[f"b{i}"] for i in range(n_layers)] if bias else []
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named reshaped views (``W0``, ``b0``, ...) of a flat array laid out like ``params``."""
+        return {name: flat[where].reshape(shape) for name, where, shape in self.layout}
+
+    def copy(self, dtype: np.dtype | type | None = None) -> "MLP":
+        """An independent network with the same architecture and parameters (optionally cast)."""
+        twin = MLP(self.sizes, self.hidden_activation, self.output_activation, self.bias, self.leaky_slope,
+                   dtype if dtype is not None else self.dtype)
+        twin.params[...] = self.params
+        return twin
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Return ``(zs, activations)``: ``zs[i]`` is layer i's pre-activation and
+        ``activations[i]`` its input (``activations[0] = x``, ``activations[-1]`` the output)."""
+        zs, activations = [], [x]
+        a = x
+        for i in range(self.n_layers):
+            z = a @ self.weights[i]
+            if self.bias:
+                z += self.biases[i]
+            a = self.activations[i].forward(z)
+            zs.append(z)
+            activations.append(a)
+        return zs, activations
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Network output of shape (n, n_out)."""
+        return self.forward(x)[1][-1]
+
+    def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
+        """Forward pass, loss value and backward pass; the gradient lands in ``self.grads``.
+
+        ``x``: (n, n_in), ``y``: (n, n_out) targets. Returns ``(loss value, output)``.
+        """
+        zs, activations = self.forward(x)
+        output = activations[-1]
+        delta = loss.grad_z(zs[-1], output, y, self.activations[-1])
+        for i in range(self.n_layers - 1, -1, -1):
+            np.matmul(activations[i].T, delta, out=self.weight_grads[i])
+            if self.bias:
+                np.sum(delta, axis=0, out=self.bias_grads[i])
+            if i > 0:
+                delta = self.activations[i - 1].backward(delta @ self.weights[i].T, zs[i - 1], activations[i])
+        return loss.value(zs[-1], output, y), output
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters as ``{"W0": (fan_in, fan_out), "b0": (fan_out,), ...}``."""
+        return {name: view.copy() for name, view in self.views(self.params).items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``W{i}``/``b{i}`` arrays into the parameters, checking every name and shape."""
+        expected = self.views(self.params)
+        if set(state) != set(expected):
+            raise ValueError(f"parameter names {sorted(state)} do not match the model's {sorted(expected)}")
+        for name, target in expected.items():
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(f"parameter {name} has shape {value.shape}, the model expects {target.shape}")
+            target[...] = value
+
+    def save(self, path) -> None:
+        """Write the parameters to an ``.npz`` file readable with ``allow_pickle=False``."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            self.load_state_dict({name: data[name] for name in data.files})

@@ -1,0 +1,172 @@
+"""Optimizers with the update rules and defaults of PyTorch's ``torch.optim``.
+
+Each optimizer updates a flat parameter buffer ``params`` in place from the flat
+gradient buffer ``grads`` (the ``MLP.params`` / ``MLP.grads`` pair), keeping its state
+in arrays of the same shape. ``t`` is the 1-based step count. With ``g`` the
+gradient after weight decay (``g = grad + weight_decay * p``):
+
+* SGD:      ``b = g`` (t = 1) else ``b = momentum*b + (1 - dampening)*g``;
+            ``d = g + momentum*b`` (Nesterov) or ``b`` (momentum) or ``g`` (plain);
+            ``p -= lr * d``.
+* Adagrad:  ``clr = lr / (1 + (t - 1)*lr_decay)``; ``s += g*g``;
+            ``p -= clr * g / (sqrt(s) + eps)``.
+* RMSprop:  ``v = alpha*v + (1 - alpha)*g*g``; centered: ``m += (1 - alpha)*(g - m)``,
+            ``v~ = v - m*m`` (else ``v~ = v``); ``d = g / (sqrt(v~) + eps)``;
+            with momentum ``b = momentum*b + d``, ``p -= lr * b``; else ``p -= lr * d``.
+* Adam:     ``m += (1 - beta1)*(g - m)``; ``v = beta2*v + (1 - beta2)*g*g``;
+            ``v_max = max(v_max, v)`` (AMSGrad);
+            ``p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``.
+* AdamW:    Adam with decoupled weight decay: ``p *= 1 - lr*weight_decay`` before the
+            update, and ``g = grad``.
+
+Operations are ordered as in PyTorch's single-tensor CPU implementation
+(``addcmul``: ``value * t1 * t2``; ``addcdiv``: ``value * t1 / t2``).
+
+Constructors take every hyperparameter by keyword and have no defaults: the values live
+in the presets of ``conf/optimizer/`` (PyTorch's defaults, plus the harness's learning
+rates), and ``build_optimizer`` passes them on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: holds the buffers and the step count ``t``."""
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, *, lr: float, weight_decay: float):
+        self.params = params
+        self.grads = grads
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.t = 0
+
+    def _decayed_gradient(self) -> np.ndarray:
+        if self.weight_decay:
+            return self.grads + self.weight_decay * self.params
+        return self.grads
+
+    def step(self) -> None:
+        self.t += 1
+        self._update(self._decayed_gradient())
+
+    def _update(self, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: plain, heavy-ball momentum (with dampening) or Nesterov."""
+
+    def __init__(self, params, grads, *, lr, momentum, dampening, nesterov, weight_decay):
+        super().__init__(params, grads, lr=lr, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.buffer = np.zeros_like(params) if momentum else None
+
+    def _update(self, g):
+        if self.momentum:
+            if self.t == 1:
+                self.buffer[...] = g
+            else:
+                self.buffer *= self.momentum
+                self.buffer += (1 - self.dampening) * g
+            g = g + self.momentum * self.buffer if self.nesterov else self.buffer
+        self.params -= self.lr * g
+
+
+class Adagrad(Optimizer):
+    """``torch.optim.Adagrad`` with learning-rate decay and an initial accumulator."""
+
+    def __init__(self, params, grads, *, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
+        super().__init__(params, grads, lr=lr, weight_decay=weight_decay)
+        self.lr_decay = lr_decay
+        self.eps = eps
+        self.sum = np.full_like(params, initial_accumulator_value)
+
+    def _update(self, g):
+        clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
+        self.sum += g * g
+        std = np.sqrt(self.sum)
+        std += self.eps
+        self.params += (-clr * g) / std
+
+
+class RMSprop(Optimizer):
+    """``torch.optim.RMSprop``, optionally centered and with momentum."""
+
+    def __init__(self, params, grads, *, lr, alpha, eps, weight_decay, momentum, centered):
+        super().__init__(params, grads, lr=lr, weight_decay=weight_decay)
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+        self.square_avg = np.zeros_like(params)
+        self.grad_avg = np.zeros_like(params) if centered else None
+        self.buffer = np.zeros_like(params) if momentum > 0 else None
+
+    def _update(self, g):
+        self.square_avg *= self.alpha
+        self.square_avg += (1 - self.alpha) * g * g
+        if self.centered:
+            self.grad_avg += (1 - self.alpha) * (g - self.grad_avg)
+            avg = np.sqrt(self.square_avg - self.grad_avg * self.grad_avg)
+        else:
+            avg = np.sqrt(self.square_avg)
+        avg += self.eps
+        if self.momentum > 0:
+            self.buffer *= self.momentum
+            self.buffer += g / avg
+            self.params -= self.lr * self.buffer
+        else:
+            self.params += (-self.lr * g) / avg
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam`` (L2 weight decay added to the gradient), optionally AMSGrad."""
+
+    def __init__(self, params, grads, *, lr, betas, eps, weight_decay, amsgrad):
+        super().__init__(params, grads, lr=lr, weight_decay=weight_decay)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.amsgrad = amsgrad
+        self.exp_avg = np.zeros_like(params)
+        self.exp_avg_sq = np.zeros_like(params)
+        self.max_exp_avg_sq = np.zeros_like(params) if amsgrad else None
+
+    def _update(self, g):
+        self.exp_avg += (1 - self.beta1) * (g - self.exp_avg)
+        self.exp_avg_sq *= self.beta2
+        self.exp_avg_sq += (1 - self.beta2) * g * g
+        step_size = self.lr / (1 - self.beta1**self.t)
+        bias_correction2_sqrt = (1 - self.beta2**self.t) ** 0.5
+        second_moment = self.exp_avg_sq
+        if self.amsgrad:
+            np.maximum(self.max_exp_avg_sq, self.exp_avg_sq, out=self.max_exp_avg_sq)
+            second_moment = self.max_exp_avg_sq
+        denom = np.sqrt(second_moment) / bias_correction2_sqrt
+        denom += self.eps
+        self.params += (-step_size * self.exp_avg) / denom
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay."""
+
+    def step(self) -> None:
+        self.t += 1
+        if self.weight_decay:
+            self.params *= 1 - self.lr * self.weight_decay
+        self._update(self.grads)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+def build_optimizer(kind: str, params: np.ndarray, grads: np.ndarray, **hyperparameters) -> Optimizer:
+    """Instantiate optimizer ``kind`` (a key of ``OPTIMIZERS``) over the flat buffers."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[kind](params, grads, **hyperparameters)

@@ -1,7 +1,0 @@
-"""Model-from-code entry point of the pyfunc model (see ``src.pyfunc_model``)."""
-
-from mlflow.models import set_model
-
-from src.pyfunc_model import MLPClassifier
-
-set_model(MLPClassifier())

@@ -1,0 +1,46 @@
+"""The command line: ``python -m src.train [overrides]`` trains one configuration,
+``python -m src.train -m optimizer=sgd,adam ...`` sweeps a grid (see README).
+
+Hydra composes ``conf/config.yaml`` with the overrides; ``main`` hands the result and
+the job's place in the sweep to ``src.runs.tracked_run.train_and_track``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from src.runs.config import CONF_DIR, ConfigError
+from src.runs.contract import FINAL_TRAIN_LOSS, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+from src.runs.sweep import read_parent_run_id
+from src.runs.tracked_run import JobContext, train_and_track
+
+
+def job_context() -> JobContext:
+    """Parent run and tags of the current Hydra job."""
+    hydra_cfg = HydraConfig.get()
+    tags = {TAG_OVERRIDES: " ".join(hydra_cfg.overrides.task), TAG_OUTPUT_DIR: hydra_cfg.runtime.output_dir}
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return JobContext(tags=tags)
+    tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
+    return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), tags=tags)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Train and track one configuration; returns the final training loss (for sweepers).
+
+    An invalid config ends a single run with exit status 1 and a one-line message; in a
+    multirun the error fails only that job (Hydra reports it when the sweep ends).
+    """
+    job = job_context()
+    try:
+        return train_and_track(cfg, job).final_metrics[FINAL_TRAIN_LOSS]
+    except ConfigError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(f"error: invalid config: {err}")

@@ -1,0 +1,303 @@
+"""Typed schemas for the composed Hydra config, and the checks run before training.
+
+The values, defaults included, live only in the YAML files of ``conf/``; the schemas
+here hold the types and one declarative rule per field (``src.runs.constraints``) and
+no default, so a value missing from the YAML is an error, never a silent second default.
+
+``validate(cfg)`` merges each section of a composed ``DictConfig`` into its schema
+(OmegaConf enforces types and rejects unknown keys), checks every field's rule, then the
+few rules that tie two fields together. Any problem raises ``ConfigError`` naming the
+dotted key and the value, before anything is trained or tracked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from src.engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from src.engine.initializers import INIT_SCHEMES
+from src.engine.losses import LOSSES
+from src.runs.constraints import Each, ExistingFile, Interval, OneOf, Text, constrained, violations
+from src.runs.contract import OUTCOMES
+
+#: The Hydra config tree (``config.yaml`` and its groups).
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+DTYPES = ("float64", "float32")
+#: MLflow's limits on an experiment name and a run name.
+MAX_EXPERIMENT_NAME, MAX_RUN_NAME = 500, 250
+
+POSITIVE = Interval(0, None, closed="neither")
+NON_NEGATIVE = Interval(0, None, closed="left")
+UNIT = Interval(0, 1, closed="left")  # [0, 1)
+
+
+class ConfigError(ValueError):
+    """A config value is missing, mistyped or out of range; the message names the key."""
+
+
+# --- datasets -------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetConfig:
+    name: str = constrained()
+    test_fraction: float = constrained(UNIT)
+
+
+@dataclass
+class LinearDataset(DatasetConfig):
+    n_samples: int = constrained(Interval(2, integer=True))
+
+
+@dataclass
+class XorDataset(DatasetConfig):
+    points_per_diagonal: int = constrained(Interval(2, integer=True))
+
+
+@dataclass
+class MoonsDataset(DatasetConfig):
+    n_samples: int = constrained(Interval(2, integer=True))
+    noise: float = constrained(NON_NEGATIVE)
+
+
+@dataclass
+class BlobsDataset(DatasetConfig):
+    n_samples: int = constrained(Interval(2, integer=True))
+    n_classes: int = constrained(Interval(2, integer=True))
+    cluster_std: float = constrained(POSITIVE)
+
+
+DATASET_SCHEMAS = {"linear": LinearDataset, "xor": XorDataset, "moons": MoonsDataset, "blobs": BlobsDataset}
+
+
+# --- optimizers -----------------------------------------------------------------------
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = constrained()
+    lr: float = constrained(POSITIVE)
+    weight_decay: float = constrained(NON_NEGATIVE)
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    momentum: float = constrained(UNIT)
+    dampening: float = constrained(Interval(0, 1, closed="both"))
+    nesterov: bool = constrained()
+
+
+@dataclass
+class AdagradConfig(OptimizerConfig):
+    lr_decay: float = constrained(NON_NEGATIVE)
+    initial_accumulator_value: float = constrained(NON_NEGATIVE)
+    eps: float = constrained(POSITIVE)
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    alpha: float = constrained(UNIT)
+    eps: float = constrained(POSITIVE)
+    momentum: float = constrained(UNIT)
+    centered: bool = constrained()
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    betas: list[float] = constrained(Each(UNIT, length=2))
+    eps: float = constrained(POSITIVE)
+    amsgrad: bool = constrained()
+
+
+#: ``optimizer.name`` -> (schema, update rule of ``src.engine.optimizers.OPTIMIZERS``).
+OPTIMIZERS = {
+    "sgd": (SGDConfig, "sgd"),
+    "momentum": (SGDConfig, "sgd"),
+    "nesterov": (SGDConfig, "sgd"),
+    "adagrad": (AdagradConfig, "adagrad"),
+    "rmsprop": (RMSpropConfig, "rmsprop"),
+    "adam": (AdamConfig, "adam"),
+    "adamw": (AdamConfig, "adamw"),
+}
+
+
+# --- model, loss, trainer, tracking, study --------------------------------------------
+
+
+@dataclass
+class ModelConfig:
+    depth: int = constrained(Interval(0, integer=True))
+    width: int = constrained(Interval(1, integer=True))
+    widths: Optional[list[int]] = constrained(Each(Interval(1, integer=True)), nullable=True)
+    activation: str = constrained(OneOf(HIDDEN_ACTIVATIONS))
+    leaky_slope: float = constrained(Interval())
+    output_activation: str = constrained(OneOf(OUTPUT_ACTIVATIONS))
+    init: str = constrained(OneOf(INIT_SCHEMES))
+    init_from: Optional[str] = constrained(ExistingFile(), nullable=True)
+    bias: bool = constrained()
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        """Per-layer hidden widths: ``widths`` when given, else ``depth`` times ``width``."""
+        return list(self.widths) if self.widths is not None else [self.width] * self.depth
+
+
+@dataclass
+class LossConfig:
+    name: str = constrained(OneOf(tuple(LOSSES)))
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = constrained(Interval(1, integer=True))
+    batch_size: Optional[int] = constrained(Interval(1, integer=True), nullable=True)
+    shuffle: bool = constrained()
+    seed: int = constrained(Interval(0, integer=True))
+    loss_threshold: Optional[float] = constrained(POSITIVE, nullable=True)
+    log_every: int = constrained(Interval(1, integer=True))
+    dtype: str = constrained(OneOf(DTYPES))
+    l1: float = constrained(NON_NEGATIVE)
+    l2: float = constrained(NON_NEGATIVE)
+    gradcheck: bool = constrained()
+    gradcheck_tolerance: float = constrained(POSITIVE)
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = constrained(nullable=True)
+    experiment: str = constrained(Text(MAX_EXPERIMENT_NAME))
+    run_name: Optional[str] = constrained(Text(MAX_RUN_NAME), nullable=True)
+    log_figures: bool = constrained()
+    log_model: bool = constrained()
+
+
+@dataclass
+class StudyConfig:
+    """Set by the study presets of ``conf/experiment/``: the question a sweep answers and
+    the summary metric it is judged on (read by ``src.analysis.studies``)."""
+
+    question: Optional[str] = constrained(nullable=True)
+    outcome: Optional[str] = constrained(OneOf(OUTCOMES), nullable=True)
+
+
+@dataclass
+class RunConfig:
+    """The validated config of one training run."""
+
+    dataset: Any
+    model: ModelConfig
+    optimizer: Any
+    loss: LossConfig
+    trainer: TrainerConfig
+    tracking: TrackingConfig
+    study: StudyConfig
+
+    @property
+    def n_classes(self) -> int:
+        return getattr(self.dataset, "n_classes", 2)
+
+    @property
+    def n_outputs(self) -> int:
+        """One sigmoid-style output for binary problems, one unit per class otherwise."""
+        if self.n_classes == 2 and self.loss.name != "cross_entropy":
+            return 1
+        return self.n_classes
+
+    @property
+    def optimizer_rule(self) -> str:
+        """The update rule (``src.engine.optimizers.OPTIMIZERS`` key) of ``optimizer.name``."""
+        return OPTIMIZERS[self.optimizer.name][1]
+
+    def to_dict(self) -> dict:
+        return OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
+
+    def to_yaml(self) -> str:
+        return OmegaConf.to_yaml(OmegaConf.structured(self))
+
+
+SECTIONS = {
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "trainer": TrainerConfig,
+    "tracking": TrackingConfig,
+    "study": StudyConfig,
+}
+TOP_LEVEL = ("dataset", "optimizer", *SECTIONS)
+
+
+def _typed(section: str, schema: type, node: Any):
+    """Merge ``node`` into ``schema`` (type checks, unknown keys) and build the dataclass."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = f"{section}.{err.full_key}" if getattr(err, "full_key", None) else section
+        reason = str(err.msg).splitlines()[0]
+        raise ConfigError(f"{key}: {reason}") from None
+
+
+def _by_name(section: str, schemas: dict[str, type], node: Any):
+    if not isinstance(node, DictConfig) or "name" not in node:
+        raise ConfigError(f"{section}.name: missing; expected one of {sorted(schemas)}")
+    name = node.name
+    if name not in schemas:
+        raise ConfigError(f"{section}.name: invalid value {name!r}; expected one of {sorted(schemas)}")
+    return _typed(section, schemas[name], node)
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Type-check and value-check a composed config; raise ``ConfigError`` naming the key."""
+    for key in cfg:
+        if key not in TOP_LEVEL and key != "hydra":
+            raise ConfigError(f"{key}: unknown config section; expected one of {list(TOP_LEVEL)}")
+    for section in TOP_LEVEL:
+        if section not in cfg:
+            raise ConfigError(f"{section}: missing config section")
+    run = RunConfig(
+        dataset=_by_name("dataset", DATASET_SCHEMAS, cfg.dataset),
+        optimizer=_by_name("optimizer", {name: schema for name, (schema, _) in OPTIMIZERS.items()}, cfg.optimizer),
+        **{name: _typed(name, schema, cfg[name]) for name, schema in SECTIONS.items()},
+    )
+    for section in TOP_LEVEL:
+        for problem in violations(section, getattr(run, section)):
+            raise ConfigError(problem)
+    for key, value, ok, expectation in _cross_field_rules(run):
+        if not ok:
+            raise ConfigError(f"{key}: invalid value {value!r}; {expectation}")
+    return run
+
+
+def _cross_field_rules(run: RunConfig):
+    """``(key, value, ok, expectation)`` for each rule that ties two fields together."""
+    m, o = run.model, run.optimizer
+    required = LOSSES[run.loss.name].required_output
+    yield (
+        "model.output_activation",
+        m.output_activation,
+        required is None or m.output_activation == required,
+        f"loss {run.loss.name!r} needs model.output_activation={required}",
+    )
+    yield (
+        "dataset.n_classes",
+        run.n_classes,
+        LOSSES[run.loss.name].max_classes is None or run.n_classes <= LOSSES[run.loss.name].max_classes,
+        f"loss {run.loss.name!r} needs a binary dataset (use cross_entropy)",
+    )
+    yield (
+        "model.output_activation",
+        m.output_activation,
+        m.output_activation != "softmax" or run.n_outputs > 1,
+        "softmax needs more than one output unit (use sigmoid for a binary problem, or loss=cross_entropy)",
+    )
+    if isinstance(o, SGDConfig):
+        yield (
+            "optimizer.nesterov",
+            o.nesterov,
+            not o.nesterov or (o.momentum > 0 and o.dampening == 0),
+            "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening = 0",
+        )

@@ -1,0 +1,70 @@
+"""The run-artifact contract: every name a run writes and every reader looks up.
+
+A tracked run (``src.runs.tracked_run``) writes these artifacts, tags and metrics;
+the sweep callback, the pyfunc model and the loaders of ``src.analysis`` read them
+back by the same names. Nothing else spells them out.
+"""
+
+from __future__ import annotations
+
+# --- artifacts of a run --------------------------------------------------------------
+CONFIG_FILE = "config.yaml"  #: the validated config, as YAML
+WEIGHTS_FILE = "weights.npz"  #: W0, b0, W1, b1, ... (``MLP.save``)
+HISTORY_FILE = "history.parquet"  #: per-epoch metrics: ``epoch`` plus one column per metric
+EPOCH = "epoch"  #: the 1-based epoch column of the history (and the metrics' step)
+LEARNING_CURVE_FILE = "learning_curve.png"
+DECISION_BOUNDARY_FILE = "decision_boundary.png"
+PREDICTION_FILE = "ground_truth_vs_prediction.png"
+MODEL_NAME = "model"  #: the pyfunc model's name within the run
+#: In a sweep directory: the id of the sweep's parent run, read by every job.
+PARENT_RUN_FILE = "mlflow_parent_run_id"
+
+# --- tags ------------------------------------------------------------------------------
+TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run
+TAG_SWEEP_DIR = "sweep_dir"
+TAG_JOB_NUM = "job_num"
+TAG_OVERRIDES = "hydra_overrides"
+TAG_OUTPUT_DIR = "output_dir"
+TAG_GIT_COMMIT = "git_commit"
+TAG_GIT_DIRTY = "git_dirty"
+TAG_DIVERGED = "diverged"  #: "true" when the loss became non-finite
+TAG_REACHED_THRESHOLD = "reached_threshold"
+TAG_INTERRUPTED = "interrupted"
+TAG_GRADCHECK = "gradcheck"  #: "failed" when the gradient check failed the run
+TAG_MODEL_URI = "model_uri"
+TAG_PARENT_RUN = "mlflow.parentRunId"  #: MLflow's own link from a child to its parent
+
+# --- metrics ---------------------------------------------------------------------------
+TRAIN_LOSS = "train_loss"
+TRAIN_ACCURACY = "train_accuracy"
+TEST_LOSS = "test_loss"
+TEST_ACCURACY = "test_accuracy"
+EPOCHS_RUN = "epochs_run"
+EPOCHS_TO_THRESHOLD = "epochs_to_threshold"
+EPOCHS_TO_FULL_ACCURACY = "epochs_to_full_accuracy"
+TRAIN_SECONDS = "train_seconds"
+GRADCHECK_ERROR = "gradcheck_max_rel_error"
+
+
+def final(metric: str) -> str:
+    """The summary metric of the trained weights, e.g. ``final_train_loss``."""
+    return f"final_{metric}"
+
+
+FINAL_TRAIN_LOSS = final(TRAIN_LOSS)
+FINAL_TRAIN_ACCURACY = final(TRAIN_ACCURACY)
+FINAL_TEST_LOSS = final(TEST_LOSS)
+FINAL_TEST_ACCURACY = final(TEST_ACCURACY)
+#: Summary metrics every run may log (the ``epochs_to_*`` only when reached).
+SUMMARY_METRICS = (
+    FINAL_TRAIN_LOSS,
+    FINAL_TRAIN_ACCURACY,
+    EPOCHS_RUN,
+    EPOCHS_TO_THRESHOLD,
+    EPOCHS_TO_FULL_ACCURACY,
+    TRAIN_SECONDS,
+)
+#: What a study judges its runs on (``study.outcome`` in ``conf/experiment/``):
+#: how fast the loss threshold or 100% train accuracy is reached, or the final accuracy
+#: (held out when the runs have a test split).
+OUTCOMES = (EPOCHS_TO_THRESHOLD, EPOCHS_TO_FULL_ACCURACY, "final_accuracy")

@@ -1,0 +1,79 @@
+"""Figures logged with every run, drawn on matplotlib ``Figure`` objects (no GUI backend).
+
+Colours follow the reference labs: class 0 red, class 1 blue (further classes from
+matplotlib's tab10 palette).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from src.runs.datasets import Dataset
+from src.engine.network import MLP
+from src.engine.encoding import predict_labels
+
+_CLASS_COLOURS = ["#d62728", "#1f4eb4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _class_cmap(n_classes: int) -> ListedColormap:
+    return ListedColormap(_CLASS_COLOURS[: max(n_classes, 2)])
+
+
+def learning_curve(history: dict[str, list[float]], title: str = "") -> Figure:
+    """Loss (log scale) and accuracy per epoch, train and test when present."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for split in ("train", "test"):
+        if f"{split}_loss" not in history:
+            continue
+        epochs = np.arange(1, len(history[f"{split}_loss"]) + 1)
+        ax_loss.plot(epochs, history[f"{split}_loss"], label=split)
+        ax_acc.plot(epochs, history[f"{split}_accuracy"], label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02), title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def draw_decision_boundary(ax, net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> None:
+    """Predicted class over a grid covering the data, with train (o) and test (x) points."""
+    x_all = np.concatenate([data.x_train, data.x_test])
+    low, high = x_all.min(axis=0), x_all.max(axis=0)
+    pad = 0.1 * np.maximum(high - low, 1e-9)
+    g0, g1 = np.meshgrid(
+        np.linspace(low[0] - pad[0], high[0] + pad[0], resolution),
+        np.linspace(low[1] - pad[1], high[1] + pad[1], resolution),
+    )
+    grid = np.column_stack([g0.ravel(), g1.ravel()]).astype(net.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        labels = predict_labels(net.predict(grid)).reshape(g0.shape)
+    cmap = _class_cmap(data.n_classes)
+    ax.contourf(g0, g1, labels, levels=np.arange(data.n_classes + 1) - 0.5, cmap=cmap, alpha=0.25)
+    kwargs = dict(cmap=cmap, vmin=0, vmax=max(data.n_classes, 2) - 1, edgecolors="k", linewidths=0.4)
+    ax.scatter(data.x_train[:, 0], data.x_train[:, 1], c=data.y_train, marker="o", s=28, label="train", **kwargs)
+    if data.has_test:
+        ax.scatter(data.x_test[:, 0], data.x_test[:, 1], c=data.y_test, marker="X", s=40, label="test", **kwargs)
+        ax.legend(loc="best")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title or "Decision boundary")
+
+
+def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> Figure:
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    draw_decision_boundary(fig.subplots(), net, data, title, resolution)
+    return fig
+
+
+def ground_truth_vs_prediction(x: np.ndarray, y: np.ndarray, predicted: np.ndarray, n_classes: int) -> Figure:
+    """Two scatter plots side by side: points coloured by true and by predicted class."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    cmap = _class_cmap(n_classes)
+    for ax, labels, title in zip(fig.subplots(1, 2), (y, predicted), ("Ground truth", "Predict result")):
+        ax.scatter(x[:, 0], x[:, 1], c=labels, cmap=cmap, vmin=0, vmax=max(n_classes, 2) - 1, s=28)
+        ax.set_title(title, fontsize=16)
+    return fig

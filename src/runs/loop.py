@@ -1,0 +1,116 @@
+"""The training loop: full-batch, mini-batch or per-sample updates, early stopping at a
+loss threshold, and detection of divergence (a non-finite loss).
+
+``fit`` trains an ``MLP`` in place. Inputs are (n, 2), labels (n,); targets are encoded
+once per run (``src.engine.encoding``).
+
+Per-epoch metrics are those seen during the epoch: ``train_loss`` is the mean of the
+batch losses (each computed before its update, weighted by batch size) and
+``train_accuracy`` the fraction of training points classified correctly in those same
+forward passes; for full-batch training that is the loss and accuracy of the parameters
+at the start of the epoch. ``test_loss``/``test_accuracy`` evaluate the parameters at
+the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from src.engine.encoding import encode_targets, predict_labels
+from src.engine.network import MLP
+from src.engine.objective import Objective
+from src.engine.optimizers import Optimizer
+from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
+from src.runs.datasets import Dataset
+
+
+def evaluate(net: MLP, objective: Objective, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``(objective, accuracy)`` of the current parameters on ``x`` (n, n_in), labels (n,)."""
+    x = x.astype(net.dtype, copy=False)
+    value, output = objective.value(net, x, encode_targets(labels, net.sizes[-1], net.dtype))
+    return value, float(np.mean(predict_labels(output) == labels))
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced. ``history`` maps metric name -> one value per epoch run."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs_run: int = 0
+    epochs_to_threshold: int | None = None
+    diverged: bool = False
+    seconds: float = 0.0
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def fit(
+    net: MLP,
+    optimizer: Optimizer,
+    objective: Objective,
+    data: Dataset,
+    epochs: int,
+    rng: np.random.Generator,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    loss_threshold: float | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``net`` in place for up to ``epochs`` epochs.
+
+    ``batch_size``: None for full-batch updates, 1 for per-sample updates, otherwise the
+    mini-batch size; with ``shuffle`` the sample order is redrawn from ``rng`` every epoch.
+    Training stops early when an epoch's ``train_loss`` falls below ``loss_threshold``
+    (``epochs_to_threshold`` records that epoch) or when a batch loss stops being finite
+    (``diverged``): that batch's update is not applied and the epoch is not recorded,
+    but the updates of the epoch's earlier batches (mini-batch training) stay applied.
+    ``on_epoch(epoch, metrics)`` is called after every recorded epoch (1-based).
+    """
+    x = data.x_train.astype(net.dtype, copy=False)
+    labels = data.y_train
+    targets = encode_targets(labels, net.sizes[-1], net.dtype)
+    x_test = data.x_test.astype(net.dtype, copy=False)
+    n = len(labels)
+    step = n if batch_size is None else min(batch_size, n)
+    result = TrainResult()
+    start = time.perf_counter()
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(n) if shuffle and step < n else None
+            loss_sum, correct = 0.0, 0
+            for begin in range(0, n, step):
+                if order is None:
+                    xb, yb, lb = x[begin : begin + step], targets[begin : begin + step], labels[begin : begin + step]
+                else:
+                    idx = order[begin : begin + step]
+                    xb, yb, lb = x[idx], targets[idx], labels[idx]
+                batch_loss, output = objective.value_and_gradient(net, xb, yb)
+                if not np.isfinite(batch_loss):
+                    result.diverged = True
+                    break
+                optimizer.step()
+                loss_sum += batch_loss * len(lb)
+                correct += int(np.sum(predict_labels(output) == lb))
+            if result.diverged:
+                break
+
+            metrics = {TRAIN_LOSS: loss_sum / n, TRAIN_ACCURACY: correct / n}
+            if data.has_test:
+                metrics[TEST_LOSS], metrics[TEST_ACCURACY] = evaluate(net, objective, x_test, data.y_test)
+            for name, value in metrics.items():
+                result.history.setdefault(name, []).append(value)
+            result.epochs_run = epoch
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if loss_threshold is not None and metrics[TRAIN_LOSS] < loss_threshold:
+                result.epochs_to_threshold = epoch
+                break
+
+    result.seconds = time.perf_counter() - start
+    return result

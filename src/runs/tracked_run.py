@@ -1,0 +1,223 @@
+"""One tracked training run: validate the config, train, and log everything to MLflow.
+
+Everything the run produces goes to one MLflow run:
+
+* params: the validated config flattened to dotted keys;
+* metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) at every epoch, buffered and
+  sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
+  (when the threshold was reached), ``epochs_to_full_accuracy`` (the first epoch with
+  every training point right, when there was one) and ``train_seconds``;
+* artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
+  as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
+  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
+  network as an MLflow pyfunc model named ``model``;
+* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
+  ``reached_threshold``, ``model_uri``.
+
+Every name is defined once, in ``src.runs.contract``.
+
+With ``trainer.gradcheck`` the analytic gradients are compared with finite differences
+before and after training (metric ``gradcheck_max_rel_error`` at step 0 and at the last
+epoch); an error above ``trainer.gradcheck_tolerance`` fails the run.
+
+A diverging run (non-finite loss) stops early, is tagged ``diverged=true`` and finishes
+normally; an exception marks the run FAILED and an interrupt KILLED, and in every case
+the metrics buffered so far are sent first.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from src.engine.encoding import class_probabilities, encode_targets, predict_labels
+from src.engine.gradcheck import check_gradients
+from src.runs import contract as c
+from src.runs.build import RunParts, assemble
+from src.runs.config import RunConfig, validate
+from src.runs.loop import TrainResult, evaluate, fit
+from src.runs.tracking import MetricBuffer, ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
+
+log = logging.getLogger(__name__)
+
+
+class GradientCheckError(RuntimeError):
+    """Backpropagation disagrees with finite differences beyond the configured tolerance."""
+
+
+@dataclass
+class JobContext:
+    """Where a run sits in a sweep: its parent MLflow run and tags describing the job."""
+
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    name: str
+    result: TrainResult
+    final_metrics: dict[str, float]
+
+
+def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
+    """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
+    tracked), then train and log."""
+    run = validate(cfg)
+    job = job or JobContext()
+    parts = assemble(run)
+    name = run_name(run)
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(run.tracking.uri))
+    client = MlflowClient()
+    experiment_id = ensure_experiment(client, run.tracking.experiment)
+    tags = {**git_tags(), **job.tags}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags) as active:
+        run_id = active.info.run_id
+        mlflow.log_params(flatten(run.to_dict()))
+        mlflow.log_text(run.to_yaml(), c.CONFIG_FILE)
+        buffer = MetricBuffer(client, run_id)
+        progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            buffer.add(epoch, metrics)
+            progress(epoch, metrics)
+
+        try:
+            if run.trainer.gradcheck:
+                _gradient_check(run, parts, step=0)
+            result = fit(
+                parts.net,
+                parts.optimizer,
+                parts.objective,
+                parts.data,
+                epochs=run.trainer.epochs,
+                rng=parts.shuffle_rng,
+                batch_size=run.trainer.batch_size,
+                shuffle=run.trainer.shuffle,
+                loss_threshold=run.trainer.loss_threshold,
+                on_epoch=on_epoch,
+            )
+        except KeyboardInterrupt:
+            buffer.flush()
+            mlflow.set_tag(c.TAG_INTERRUPTED, "true")
+            mlflow.end_run("KILLED")
+            log.warning("%s: interrupted; the epochs logged so far are kept (run %s)", name, run_id)
+            raise
+        finally:
+            buffer.flush()
+
+        final = _final_metrics(parts, result)
+        mlflow.log_metrics(final)
+        mlflow.set_tags(
+            {
+                c.TAG_DIVERGED: str(result.diverged).lower(),
+                c.TAG_REACHED_THRESHOLD: str(result.epochs_to_threshold is not None).lower(),
+            }
+        )
+        _log_artifacts(run, parts, result, name)
+        if run.trainer.gradcheck and not result.diverged:
+            _gradient_check(run, parts, step=result.epochs_run)
+    log.info(_summary_line(name, run_id, result, final))
+    return RunSummary(run_id, name, result, final)
+
+
+def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
+    """Log the gradient-check error on the training set; raise if above tolerance."""
+    net, data = parts.net, parts.data
+    error = check_gradients(net, parts.objective, data.x_train, encode_targets(data.y_train, net.sizes[-1], np.float64))
+    mlflow.log_metric(c.GRADCHECK_ERROR, error, step=step)
+    log.info("gradient check at epoch %d: max relative error %.3g", step, error)
+    if not error <= run.trainer.gradcheck_tolerance:
+        mlflow.set_tag(c.TAG_GRADCHECK, "failed")
+        raise GradientCheckError(
+            f"gradient check at epoch {step}: max relative error {error:.3g} > tolerance {run.trainer.gradcheck_tolerance}"
+        )
+
+
+def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
+    """Loss and accuracy of the final parameters, plus run-level counts."""
+    final = {c.EPOCHS_RUN: result.epochs_run, c.TRAIN_SECONDS: result.seconds}
+    if result.epochs_to_threshold is not None:
+        final[c.EPOCHS_TO_THRESHOLD] = result.epochs_to_threshold
+    accuracies = np.asarray(result.history.get(c.TRAIN_ACCURACY, []))
+    if np.any(accuracies == 1.0):
+        final[c.EPOCHS_TO_FULL_ACCURACY] = int(np.argmax(accuracies == 1.0)) + 1
+    splits = [(c.TRAIN_LOSS, c.TRAIN_ACCURACY, parts.data.x_train, parts.data.y_train)]
+    if parts.data.has_test:
+        splits.append((c.TEST_LOSS, c.TEST_ACCURACY, parts.data.x_test, parts.data.y_test))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for loss_name, accuracy_name, x, y in splits:
+            final[c.final(loss_name)], final[c.final(accuracy_name)] = evaluate(parts.net, parts.objective, x, y)
+    return final
+
+
+def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: str) -> None:
+    """Weights, history, figures (``tracking.log_figures``) and the pyfunc model
+    (``tracking.log_model``); matplotlib and MLflow's model flavour are imported only
+    when they are used."""
+    import pandas as pd
+
+    data, net = parts.data, parts.net
+    with tempfile.TemporaryDirectory() as tmp:
+        out, model_files = Path(tmp) / "artifacts", Path(tmp) / "model"
+        out.mkdir()
+        model_files.mkdir()
+        net.save(out / c.WEIGHTS_FILE)
+        history = pd.DataFrame({c.EPOCH: np.arange(1, result.epochs_run + 1), **result.history})
+        history.to_parquet(out / c.HISTORY_FILE, index=False)
+        (model_files / c.CONFIG_FILE).write_text(run.to_yaml())
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = net.predict(data.x_train.astype(net.dtype))
+        if run.tracking.log_figures:
+            from src.runs import figures
+
+            drawn = {
+                c.LEARNING_CURVE_FILE: figures.learning_curve(result.history, title=name),
+                c.DECISION_BOUNDARY_FILE: figures.decision_boundary(net, data, title=name),
+                c.PREDICTION_FILE: figures.ground_truth_vs_prediction(
+                    data.x_train, data.y_train, predict_labels(output), data.n_classes
+                ),
+            }
+            for filename, fig in drawn.items():
+                fig.savefig(out / filename, dpi=100)
+        mlflow.log_artifacts(str(out))
+        if run.tracking.log_model:
+            from src.runs.pyfunc_model import log_pyfunc_model
+
+            example = data.x_train[:5].astype(net.dtype)
+            probabilities = class_probabilities(output[:5], net.output_activation)
+            model_uri = log_pyfunc_model(model_files / c.CONFIG_FILE, out / c.WEIGHTS_FILE, example, probabilities)
+            mlflow.set_tag(c.TAG_MODEL_URI, model_uri)
+
+
+def _progress_logger(name: str, epochs: int, every: int):
+    width = len(str(epochs))
+
+    def progress(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch % every == 0 or epoch == epochs:
+            values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            log.info("%s  epoch %*d/%d  %s", name, width, epoch, epochs, values)
+
+    return progress
+
+
+def _summary_line(name: str, run_id: str, result: TrainResult, final: dict[str, float]) -> str:
+    parts = [f"{name}: {result.epochs_run} epochs", f"loss {final[c.FINAL_TRAIN_LOSS]:.4g}"]
+    parts.append(f"accuracy {final[c.FINAL_TRAIN_ACCURACY]:.3f}")
+    if c.FINAL_TEST_ACCURACY in final:
+        parts.append(f"test accuracy {final[c.FINAL_TEST_ACCURACY]:.3f}")
+    if result.epochs_to_threshold is not None:
+        parts.append(f"threshold reached at epoch {result.epochs_to_threshold}")
+    if result.diverged:
+        parts.append("DIVERGED (non-finite loss)")
+    parts.append(f"{result.seconds:.2f}s, run {run_id}")
+    return ", ".join(parts)

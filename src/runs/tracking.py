@@ -1,0 +1,95 @@
+"""MLflow plumbing: where runs go, what they are called, and batched metric logging."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from src.runs.contract import TAG_GIT_COMMIT, TAG_GIT_DIRTY
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: MLflow accepts at most this many metrics in one ``log_batch`` call.
+MAX_METRICS_PER_BATCH = 1000
+
+
+def resolve_tracking_uri(configured: str | None) -> str:
+    """``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """Return the id of experiment ``name``, creating it (and a fresh store) if needed."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name)
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``: dotted keys, values as MLflow param strings."""
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = str(value)
+    return flat
+
+
+def run_name(run) -> str:
+    """``tracking.run_name``, else a readable name from the config, e.g.
+    ``xor-adam-2x8-tanh-s0`` (``w4-2`` for unequal widths, ``nohidden`` for a network
+    without hidden layers)."""
+    if run.tracking.run_name:
+        return run.tracking.run_name
+    widths = run.model.hidden_widths
+    if not widths:
+        shape = "nohidden"
+    elif len(set(widths)) == 1:
+        shape = f"{len(widths)}x{widths[0]}"
+    else:
+        shape = "w" + "-".join(map(str, widths))
+    return f"{run.dataset.name}-{run.optimizer.name}-{shape}-{run.model.activation}-s{run.trainer.seed}"
+
+
+def git_tags() -> dict[str, str]:
+    """The commit (and whether the tree is dirty) of the working directory, when it is a
+    git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if commit.returncode != 0:
+        return {}
+    return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
+
+
+class MetricBuffer:
+    """Collects metric points in memory and sends them with ``MlflowClient.log_batch``.
+
+    One ``log_batch`` call per ``MAX_METRICS_PER_BATCH`` points instead of one request per
+    point; ``flush()`` must be called when the run ends, however it ends.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+        self.pending: list[Metric] = []
+
+    def add(self, step: int, metrics: Mapping[str, float]) -> None:
+        timestamp = int(time.time() * 1000)
+        self.pending.extend(Metric(key, float(value), timestamp, step) for key, value in metrics.items())
+        if len(self.pending) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:MAX_METRICS_PER_BATCH], self.pending[MAX_METRICS_PER_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)

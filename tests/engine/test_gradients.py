@@ -1,0 +1,104 @@
+"""Backpropagation against central finite differences, in float64."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+from src.engine.activations import HIDDEN_ACTIVATIONS, get_activation
+from src.engine.gradcheck import check_gradients
+from src.engine.initializers import initialize
+from src.engine.losses import get_loss
+from src.engine.network import MLP
+from src.engine.objective import Objective
+
+# (loss, output activation, number of outputs)
+LOSS_SETUPS = [
+    ("mse", "sigmoid", 1),
+    ("mse", "tanh", 1),
+    ("mse", "identity", 1),
+    ("mse", "relu", 1),
+    ("mse", "leaky_relu", 1),
+    ("mse", "softmax", 3),
+    ("mse", "sigmoid", 3),
+    ("bce", "sigmoid", 1),
+    ("cross_entropy", "softmax", 3),
+]
+
+
+def _network(hidden, output, n_out, bias=True, seed=0):
+    net = MLP([2, 5, 4, n_out], hidden_activation=hidden, output_activation=output, bias=bias, leaky_slope=0.1)
+    initialize(net, "normal", np.random.default_rng(seed))
+    return net
+
+
+@pytest.mark.parametrize(
+    "hidden, setup", list(itertools.product(HIDDEN_ACTIVATIONS, LOSS_SETUPS)), ids=lambda v: str(v)
+)
+def test_backprop_matches_finite_differences(hidden, setup, random_batch):
+    loss_name, output, n_out = setup
+    net = _network(hidden, output, n_out)
+    x, y = random_batch(n_out, n=7, seed=1)
+    assert check_gradients(net, Objective(get_loss(loss_name)), x, y) < 1e-6
+
+
+@pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
+def test_backprop_without_bias(hidden, random_batch):
+    net = _network(hidden, "sigmoid", 1, bias=False)
+    x, y = random_batch(1, n=7, seed=1)
+    assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
+
+
+def test_gradient_covers_every_weight_and_bias(random_batch):
+    """Each W_i and b_i has its own slot in the flat gradient, and each is non-zero."""
+    net = _network("tanh", "sigmoid", 1)
+    x, y = random_batch(1, n=7, seed=1)
+    net.loss_and_gradient(x, y, get_loss("mse"))
+    assert net.grads.size == 2 * 5 + 5 + 5 * 4 + 4 + 4 * 1 + 1
+    for g in net.weight_grads + net.bias_grads:
+        assert np.all(g != 0)
+
+
+def test_gradient_is_a_mean_over_the_batch(random_batch):
+    """Duplicating every sample leaves loss and gradient unchanged (mean reduction)."""
+    net = _network("relu", "softmax", 3)
+    x, y = random_batch(3, n=7, seed=1)
+    loss = get_loss("cross_entropy")
+    value, _ = net.loss_and_gradient(x, y, loss)
+    grads = net.grads.copy()
+    value2, _ = net.loss_and_gradient(np.vstack([x, x]), np.vstack([y, y]), loss)
+    assert value2 == pytest.approx(value, rel=1e-14)
+    np.testing.assert_allclose(net.grads, grads, rtol=1e-13, atol=1e-16)
+
+
+def test_sigmoid_and_bce_are_finite_for_huge_logits():
+    z = np.array([[-1000.0], [-40.0], [0.0], [40.0], [1000.0]])
+    y = np.array([[1.0], [0.0], [1.0], [1.0], [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = get_activation("sigmoid").forward(z)
+        bce = get_loss("bce")
+        value = bce.value(z, a, y)
+        grad = bce.grad_z(z, a, y, get_activation("sigmoid"))
+    np.testing.assert_array_equal(a[[0, 4]], [[0.0], [1.0]])
+    # The two confidently wrong points cost 1000 each; the others log(2) and ~0.
+    assert value == pytest.approx((1000 + 1000 + np.log(2) + 2 * np.log1p(np.exp(-40.0))) / 5)
+    assert np.all(np.isfinite(grad))
+
+
+def test_softmax_cross_entropy_is_finite_for_huge_logits():
+    z = np.array([[1000.0, -1000.0, 0.0], [-800.0, 800.0, 799.0]])
+    y = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = get_activation("softmax").forward(z)
+        value = get_loss("cross_entropy").value(z, a, y)
+    assert value == pytest.approx((2000 + np.log1p(np.exp(-1.0))) / 2)
+
+
+@pytest.mark.parametrize("name, expected", [("relu", 0.0), ("leaky_relu", 0.1)])
+def test_derivative_at_zero_follows_pytorch(name, expected):
+    act = get_activation(name, leaky_slope=0.1)
+    z = np.zeros((1, 1))
+    assert act.backward(np.ones((1, 1)), z, act.forward(z))[0, 0] == expected

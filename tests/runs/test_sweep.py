@@ -1,0 +1,124 @@
+"""End-to-end: the README's multirun, launched as a subprocess into a temporary store."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from src.runs.config import validate
+from src.runs.build import build_dataset, build_network
+from src.engine.encoding import predict_labels
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
+
+
+def _launch(tmp_path, *overrides, multirun=True):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    mode = ["-m", f"hydra.sweep.dir={tmp_path / 'multirun'}"] if multirun else [f"hydra.run.dir={tmp_path / 'run'}"]
+    command = [sys.executable, "-m", "src.train", *mode, *overrides]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _runs(client):
+    experiment = client.get_experiment_by_name("backprop")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    return parents, children
+
+
+@pytest.mark.slow
+def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_uri):
+    epochs = 40
+    proc = _launch(tmp_path, "optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}",
+                   "trainer.loss_threshold=null")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    (parent,), children = _runs(client)
+    assert parent.info.status == "FINISHED"
+    assert (tmp_path / "multirun" / "mlflow_parent_run_id").read_text() == parent.info.run_id
+    assert sorted(r.data.params["optimizer.name"] for r in children) == ["adagrad", "adam", "momentum", "sgd"]
+    assert sorted(r.data.tags["job_num"] for r in children) == ["0", "1", "2", "3"]
+
+    for run in children:
+        run_id = run.info.run_id
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.params["trainer.epochs"] == str(epochs) and "model.activation" in run.data.params
+        for key in ("train_loss", "train_accuracy"):
+            assert len(client.get_metric_history(run_id, key)) == epochs == run.data.metrics["epochs_run"]
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert FIGURES | {"weights.npz", "config.yaml"} <= artifacts
+
+        # Reload the weights with the logged config: they reproduce the logged accuracy.
+        local = tmp_path / "download" / run_id
+        local.mkdir(parents=True)
+        logged = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml", str(local))))))
+        net = build_network(logged)
+        with np.load(client.download_artifacts(run_id, "weights.npz", str(local)), allow_pickle=False) as weights:
+            net.load_state_dict(dict(weights))
+        data = build_dataset(logged)
+        accuracy = np.mean(predict_labels(net.predict(data.x_train)) == data.y_train)
+        assert accuracy == run.data.metrics["final_train_accuracy"]
+        assert OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"] == run.data.params["optimizer.name"]
+
+
+@pytest.mark.slow
+def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri):
+    proc = _launch(tmp_path, "optimizer.lr=1e30,-1,0.5", "model.output_activation=identity", "trainer.epochs=30")
+    assert proc.returncode != 0  # the invalid job is reported as an error at the end of the sweep
+    assert "optimizer.lr: invalid value -1.0" in proc.stderr
+    client = MlflowClient(tracking_uri)
+    (parent,), children = _runs(client)
+    assert parent.info.status == "FAILED"
+    by_lr = {r.data.params["optimizer.lr"]: r for r in children}
+    assert set(by_lr) == {"1e+30", "0.5"}  # the invalid job created no run
+    assert by_lr["1e+30"].data.tags["diverged"] == "true" and by_lr["1e+30"].info.status == "FINISHED"
+    assert by_lr["0.5"].data.tags["diverged"] == "false" and by_lr["0.5"].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, tracking_uri):
+    proc = _launch(tmp_path, "optimizer.lr=-1", multirun=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "error: invalid config: optimizer.lr: invalid value -1.0; expected a number > 0"
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_path, tracking_uri):
+    from src.runs.tracked_run import train_and_track
+
+    summary = train_and_track(compose_config("dataset=blobs", "dataset.n_classes=3", "loss=cross_entropy",
+                                          "optimizer=adam", "trainer.epochs=300", "trainer.loss_threshold=null"))
+    client = MlflowClient(tracking_uri)
+    model_uri = client.get_run(summary.run_id).data.tags["model_uri"]
+    run = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(summary.run_id, "config.yaml",
+                                                                                   str(tmp_path))))))
+    data = build_dataset(run)
+    np.save(tmp_path / "x.npy", data.x_train)
+    # The package is installed (editable) from this checkout: hide it, so that the model
+    # can only load with the code it carries.
+    script = (
+        "import os, sys\n"
+        f"sys.path[:] = [p for p in sys.path if os.path.realpath(p or '.') != {str(REPO)!r}]\n"
+        "import numpy as np, mlflow.pyfunc\n"
+        f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+        f"np.save({str(tmp_path / 'p.npy')!r}, np.asarray(model.predict(np.load({str(tmp_path / 'x.npy')!r}))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probabilities = np.load(tmp_path / "p.npy")
+    assert probabilities.shape == (len(data.y_train), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    accuracy = np.mean(probabilities.argmax(axis=1) == data.y_train)
+    assert accuracy == summary.final_metrics["final_train_accuracy"]

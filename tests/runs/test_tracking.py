@@ -1,0 +1,152 @@
+"""Runs tracked in a real (temporary) sqlite MLflow store, in-process."""
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from src.runs.config import validate
+from src.runs.build import build_dataset, build_network
+from src.engine.optimizers import SGD
+from src.runs.tracked_run import JobContext, train_and_track
+from src.runs.tracking import MetricBuffer
+from src.engine.encoding import predict_labels
+
+ARTIFACTS = {"config.yaml", "weights.npz", "history.parquet", "learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
+
+
+def _only_run(client):
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1
+    return runs[0]
+
+
+def _history(client, run_id, key):
+    return [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri, tmp_path):
+    cfg = compose_config("dataset=moons", "dataset.test_fraction=0.25", "optimizer=adam", "trainer.epochs=60",
+                         "trainer.loss_threshold=null")
+    summary = train_and_track(cfg, JobContext(tags={"hydra_overrides": "dataset=moons"}))
+    client = MlflowClient(tracking_uri)
+    run = _only_run(client)
+    assert run.info.status == "FINISHED" and run.info.run_name == "moons-adam-2x8-tanh-s0" == summary.name
+    assert run.data.params["optimizer.lr"] == "0.01"
+    assert run.data.params["model.widths"] == "None" and run.data.params["dataset.noise"] == "0.2"
+    assert run.data.tags["diverged"] == "false" and run.data.tags["hydra_overrides"] == "dataset=moons"
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == list(range(1, 61))
+    assert _history(client, run.info.run_id, "train_loss") == pytest.approx(summary.result.history["train_loss"])
+    for key in ("final_train_loss", "final_train_accuracy", "final_test_loss", "final_test_accuracy", "epochs_run",
+                "train_seconds"):
+        assert key in run.data.metrics
+    assert "epochs_to_threshold" not in run.data.metrics and run.data.tags["reached_threshold"] == "false"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+
+    # The logged config and weights rebuild the trained model exactly.
+    config_path = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+    weights_path = client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path))
+    from omegaconf import OmegaConf
+
+    logged = validate(OmegaConf.create(yaml.safe_load(open(config_path))))
+    net = build_network(logged)
+    net.load(weights_path)
+    data = build_dataset(logged)
+    accuracy = np.mean(predict_labels(net.predict(data.x_test)) == data.y_test)
+    assert accuracy == run.data.metrics["final_test_accuracy"]
+
+
+def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
+    calls = []
+    original = MlflowClient.log_batch
+
+    def counting_log_batch(self, run_id, metrics=(), *args, **kwargs):
+        calls.append(len(metrics))
+        return original(self, run_id, metrics, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
+    train_and_track(compose_config("trainer.epochs=1500", "trainer.loss_threshold=null", "optimizer.lr=0.01"))
+    metric_calls = [n for n in calls if n]
+    # 1500 epochs x (train_loss, train_accuracy) in three full batches; then only the four
+    # summary metrics (logged to the run, and linked again to the logged model).
+    assert metric_calls[:3] == [1000, 1000, 1000] and set(metric_calls[3:]) == {4}
+    run = _only_run(MlflowClient(tracking_uri))
+    assert len(MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "train_loss")) == 1500
+
+
+def test_reaching_the_threshold_is_recorded(compose_config, tracking_uri):
+    summary = train_and_track(compose_config("optimizer=adam"))
+    run = _only_run(MlflowClient(tracking_uri))
+    assert run.data.metrics["epochs_to_threshold"] == summary.result.epochs_to_threshold == run.data.metrics["epochs_run"]
+    assert run.data.tags["reached_threshold"] == "true"
+
+
+def test_diverging_run_is_tagged_and_keeps_its_history(compose_config, tracking_uri):
+    summary = train_and_track(compose_config("optimizer.lr=1e30", "model.output_activation=identity"))
+    client = MlflowClient(tracking_uri)
+    run = _only_run(client)
+    assert summary.result.diverged
+    assert run.info.status == "FINISHED" and run.data.tags["diverged"] == "true"
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == summary.result.epochs_run >= 1
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+
+
+def _fail_after(monkeypatch, steps, exception):
+    original, count = SGD._update, {"n": 0}
+
+    def failing_update(self, g):
+        count["n"] += 1
+        if count["n"] > steps:
+            raise exception
+        original(self, g)
+
+    monkeypatch.setattr(SGD, "_update", failing_update)
+
+
+def test_failing_run_is_marked_failed_and_keeps_what_it_logged(compose_config, tracking_uri, monkeypatch):
+    _fail_after(monkeypatch, 5, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        train_and_track(compose_config("trainer.loss_threshold=null"))
+    client = MlflowClient(tracking_uri)
+    run = _only_run(client)
+    assert run.info.status == "FAILED"
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 5
+    assert run.data.params["optimizer.name"] == "sgd"
+
+
+def test_interrupted_run_is_marked_killed_and_keeps_what_it_logged(compose_config, tracking_uri, monkeypatch):
+    _fail_after(monkeypatch, 7, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        train_and_track(compose_config("trainer.loss_threshold=null"))
+    client = MlflowClient(tracking_uri)
+    run = _only_run(client)
+    assert run.info.status == "KILLED" and run.data.tags["interrupted"] == "true"
+    assert len(client.get_metric_history(run.info.run_id, "train_accuracy")) == 7
+
+
+def test_runs_go_to_the_configured_experiment_and_uri(compose_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    train_and_track(compose_config(f"tracking.uri={other}", "tracking.experiment=elsewhere", "trainer.epochs=3"))
+    client = MlflowClient(other)
+    experiment = client.get_experiment_by_name("elsewhere")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_metric_buffer_flushes_everything(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("buffer")
+    run_id = client.create_run(experiment_id).info.run_id
+    buffer = MetricBuffer(client, run_id)
+    for step in range(1, 1302):
+        buffer.add(step, {"a": step * 0.5})
+    assert len(buffer.pending) == 301  # one full batch already sent
+    buffer.flush()
+    assert buffer.pending == []
+    assert [m.value for m in sorted(client.get_metric_history(run_id, "a"), key=lambda m: m.step)] == [
+        s * 0.5 for s in range(1, 1302)
+    ]

@@ -1,0 +1,114 @@
+"""The training loop on the real datasets, without tracking."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from src.runs.config import validate
+from src.runs.build import assemble
+from src.runs.loop import fit
+
+
+@pytest.fixture
+def train(compose_config, fit_run):
+    """``train(*overrides)`` -> ``(TrainResult, RunParts)`` of the composed config, untracked."""
+
+    def _train(*overrides):
+        run = validate(compose_config(*overrides))
+        parts = assemble(run)
+        return fit_run(parts, run), parts
+
+    return _train
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adagrad", "adam"])
+def test_default_sweep_solves_xor(train, optimizer):
+    result, _ = train(f"optimizer={optimizer}")
+    assert result.epochs_to_threshold is not None and result.epochs_to_threshold < 1000
+    assert result.history["train_accuracy"][-1] == 1.0
+    assert len(result.history["train_loss"]) == result.epochs_run == result.epochs_to_threshold
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset=linear", "optimizer=adam"],
+        ["dataset=moons", "optimizer=adam", "trainer.loss_threshold=0.05", "trainer.epochs=3000"],
+        ["dataset=blobs", "dataset.n_classes=3", "loss=cross_entropy", "optimizer=adam", "trainer.loss_threshold=0.05"],
+        ["loss=bce", "optimizer=adam"],
+        ["model.activation=relu", "model.init=he", "optimizer=adam"],
+        ["model.activation=sigmoid", "model.init=uniform", "optimizer=adam"],
+        ["trainer.batch_size=1", "optimizer=sgd", "optimizer.lr=0.1"],
+        ["trainer.batch_size=4", "optimizer=momentum", "optimizer.lr=0.05"],
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_configurations_learn(train, overrides):
+    result, _ = train(*overrides)
+    assert result.epochs_to_threshold is not None, result.history["train_loss"][-1]
+    assert result.history["train_accuracy"][-1] >= 0.9
+
+
+def test_no_activation_network_cannot_solve_xor(train):
+    """Identity hidden layers make the network a logistic model: XOR stays unsolved."""
+    result, _ = train("model=no_activation", "optimizer=adam", "trainer.epochs=1500")
+    assert result.epochs_to_threshold is None
+    assert max(result.history["train_accuracy"]) < 0.8
+
+
+def test_same_seed_same_run_other_seed_other_run(train):
+    args = ["trainer.batch_size=3", "trainer.epochs=50", "trainer.loss_threshold=null", "dataset=linear"]
+    a, pa = train(*args)
+    b, pb = train(*args)
+    c, pc = train(*args, "trainer.seed=1")
+    assert a.history == b.history
+    np.testing.assert_array_equal(pa.net.params, pb.net.params)
+    assert a.history != c.history
+
+
+def test_per_sample_updates_take_one_step_per_point(train):
+    result, parts = train("trainer.batch_size=1", "trainer.epochs=3", "trainer.loss_threshold=null")
+    assert parts.optimizer.t == 3 * 21 and result.epochs_run == 3
+
+
+def test_mini_batches_cover_the_epoch(train):
+    _, parts = train("trainer.batch_size=8", "trainer.epochs=2", "trainer.loss_threshold=null")
+    assert parts.optimizer.t == 2 * 3  # 21 points: batches of 8, 8, 5
+
+
+def test_full_batch_history_is_the_loss_before_each_update(compose_config):
+    from src.runs.loop import evaluate
+
+    run = validate(compose_config("trainer.epochs=1", "trainer.loss_threshold=null"))
+    parts = assemble(run)
+    before, _ = evaluate(parts.net, parts.objective, parts.data.x_train, parts.data.y_train)
+    result = fit(parts.net, parts.optimizer, parts.objective, parts.data, 1, parts.shuffle_rng)
+    assert result.history["train_loss"] == [before]
+
+
+def test_divergence_stops_cleanly(train):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result, _ = train(
+            "optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=200"
+        )
+    assert result.diverged
+    assert result.epochs_run < 200
+    assert all(np.isfinite(result.history["train_loss"]))
+
+
+def test_test_split_is_evaluated_every_epoch(train):
+    result, parts = train(
+        "dataset=moons", "dataset.test_fraction=0.25", "trainer.epochs=20", "trainer.loss_threshold=null"
+    )
+    assert parts.data.has_test
+    assert len(result.history["test_loss"]) == len(result.history["test_accuracy"]) == 20
+
+
+def test_l2_shrinks_the_weights(train):
+    norms = {}
+    for l2 in (0.0, 0.05):
+        _, parts = train(f"trainer.l2={l2}", "trainer.loss_threshold=null", "trainer.epochs=300", "optimizer=adam")
+        norms[l2] = sum(float((w**2).sum()) for w in parts.net.weights)
+    assert norms[0.05] < 0.5 * norms[0.0]
