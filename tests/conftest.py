@@ -64,7 +64,11 @@ def study_store(tmp_path_factory):
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "analysis" / "tiny_sweeps.py"), str(root / "multirun")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=900,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return uri, root / "multirun"

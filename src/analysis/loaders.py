@@ -203,13 +203,13 @@ def load_history(
         params = list(dict.fromkeys(["dataset.name", "trainer.seed", *varying_params(runs)]))
     params = [p for p in params if p in runs.columns]
     client = _client(tracking_uri)
-    jobs = list(zip(runs["run_id"], runs["artifact_uri"]))
+    jobs = list(zip(runs["run_id"], runs["artifact_uri"], strict=True))
     with ThreadPoolExecutor(max_workers=8) as pool:
         tables = list(pool.map(lambda job: _read_history(client, job[0], job[1], metrics), jobs))
     columns = ["run_id", c.EPOCH, "metric", "value"]
     if not tables:
         return pd.DataFrame(columns=columns + params)
-    wide = pd.concat([t.assign(run_id=run_id) for (run_id, _), t in zip(jobs, tables)], ignore_index=True)
+    wide = pd.concat([t.assign(run_id=run_id) for (run_id, _), t in zip(jobs, tables, strict=True)], ignore_index=True)
     history = wide.melt(id_vars=["run_id", c.EPOCH], var_name="metric", value_name="value").dropna(subset=["value"])
     history[c.EPOCH] = history[c.EPOCH].astype(int)
     return history.merge(runs[["run_id", *params]], on="run_id", how="left")[columns + params]

@@ -12,8 +12,8 @@ import pandas as pd
 import seaborn as sns
 
 from src.analysis.loaders import load_trained
-from src.runs.figures import draw_decision_boundary
 from src.analysis.studies import level_label
+from src.runs.figures import draw_decision_boundary
 
 MAX_CURVE_POINTS = 300
 
@@ -36,9 +36,19 @@ def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_los
     data = data[(data["epoch"] % step == 0) | (data["epoch"] == 1)]
     data[factor] = data[factor].map(level_label)
     grid = sns.relplot(
-        data=data, x="epoch", y="value", hue=factor, hue_order=_ordered_levels(history[factor]),
-        col="dataset.name", kind="line", errorbar=("ci", 95), n_boot=200, seed=0,
-        facet_kws={"sharex": False, "sharey": False}, height=3.6, aspect=1.3,
+        data=data,
+        x="epoch",
+        y="value",
+        hue=factor,
+        hue_order=_ordered_levels(history[factor]),
+        col="dataset.name",
+        kind="line",
+        errorbar=("ci", 95),
+        n_boot=200,
+        seed=0,
+        facet_kws={"sharex": False, "sharey": False},
+        height=3.6,
+        aspect=1.3,
     )
     grid.set_axis_labels("epoch", metric)
     if log:
@@ -57,8 +67,16 @@ def outcome_distributions(runs: pd.DataFrame, factor: str, metric: str):
         ax.text(0.5, 0.5, f"no run has {metric}", ha="center", va="center")
         return fig
     grid = sns.catplot(
-        data=data, x=factor, y=metric, col="dataset.name", kind="box", order=order,
-        color="0.85", height=3.6, aspect=1.3, sharey=False,
+        data=data,
+        x=factor,
+        y=metric,
+        col="dataset.name",
+        kind="box",
+        order=order,
+        color="0.85",
+        height=3.6,
+        aspect=1.3,
+        sharey=False,
     )
     grid.map_dataframe(sns.stripplot, x=factor, y=metric, order=order, color="C0", size=4, jitter=0.15)
     for ax in grid.axes.flat:
@@ -70,7 +88,7 @@ def capacity_heatmaps(runs: pd.DataFrame, metric: str, rows: str = "model.depth"
     """Mean of ``metric`` over seeds for every (rows, columns) pair, one heatmap per dataset."""
     datasets = sorted(runs["dataset.name"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False, layout="constrained")
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes[0], datasets, strict=True):
         table = runs[runs["dataset.name"] == dataset].pivot_table(index=rows, columns=columns, values=metric)
         sns.heatmap(table, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": metric})
         ax.set_title(dataset)
@@ -97,11 +115,16 @@ def decision_boundaries(runs: pd.DataFrame, factor: str | tuple[str, str], track
         row_of = first["_row"]
         col_levels = _ordered_levels(first[factors[1]])
         col_of = first[factors[1]].map(level_label)
-    fig, axes = plt.subplots(len(row_keys), len(col_levels), figsize=(3 * len(col_levels), 3 * len(row_keys)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(row_keys),
+        len(col_levels),
+        figsize=(3 * len(col_levels), 3 * len(row_keys)),
+        squeeze=False,
+        layout="constrained",
+    )
     for ax in axes.flat:
         ax.set_axis_off()
-    for (_, run), row_key, col_key in zip(first.iterrows(), row_of, col_of):
+    for (_, run), row_key, col_key in zip(first.iterrows(), row_of, col_of, strict=True):
         ax = axes[row_keys.index(row_key)][col_levels.index(col_key)]
         ax.set_axis_on()
         net, data = load_trained(run, tracking_uri)

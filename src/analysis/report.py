@@ -32,7 +32,8 @@ def studies_table(tracking_uri: str | None = None) -> str:
         except ValueError:
             count, headline = "0", "not run yet"
         lines.append(
-            f"| {study.name} | `{study.command}` | [{Path(study.notebook).name}]({study.notebook}) | {count} | {headline} |"
+            f"| {study.name} | `{study.command}` | [{Path(study.notebook).name}]({study.notebook}) "
+            f"| {count} | {headline} |"
         )
     return "\n".join(lines)
 

@@ -56,7 +56,7 @@ class MLP:
         #: ``(name, slice of the flat buffer, shape)`` for W0, b0, W1, b1, ...
         self.layout: list[tuple[str, slice, tuple[int, ...]]] = []
         offset = 0
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
             shapes = [(f"W{i}", (fan_in, fan_out))] + ([(f"b{i}", (fan_out,))] if bias else [])
             for name, shape in shapes:
                 size = int(np.prod(shape))
@@ -75,10 +75,16 @@ class MLP:
         """Named reshaped views (``W0``, ``b0``, ...) of a flat array laid out like ``params``."""
         return {name: flat[where].reshape(shape) for name, where, shape in self.layout}
 
-    def copy(self, dtype: np.dtype | type | None = None) -> "MLP":
+    def copy(self, dtype: np.dtype | type | None = None) -> MLP:
         """An independent network with the same architecture and parameters (optionally cast)."""
-        twin = MLP(self.sizes, self.hidden_activation, self.output_activation, self.bias, self.leaky_slope,
-                   dtype if dtype is not None else self.dtype)
+        twin = MLP(
+            self.sizes,
+            self.hidden_activation,
+            self.output_activation,
+            self.bias,
+            self.leaky_slope,
+            dtype if dtype is not None else self.dtype,
+        )
         twin.params[...] = self.params
         return twin
 

@@ -36,7 +36,7 @@ class Objective:
     def value_and_gradient(self, net: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """``(J, output)``; ``dJ/dparams`` is left in ``net.grads``."""
         value, output = net.loss_and_gradient(x, y, self.loss)
-        for w, g in zip(net.weights, net.weight_grads):
+        for w, g in zip(net.weights, net.weight_grads, strict=True):
             if self.l1:
                 g += self.l1 * np.sign(w)
             if self.l2:

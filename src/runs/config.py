@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -133,12 +133,12 @@ OPTIMIZERS = {
 class ModelConfig:
     depth: int = constrained(Interval(0, integer=True))
     width: int = constrained(Interval(1, integer=True))
-    widths: Optional[list[int]] = constrained(Each(Interval(1, integer=True)), nullable=True)
+    widths: list[int] | None = constrained(Each(Interval(1, integer=True)), nullable=True)
     activation: str = constrained(OneOf(HIDDEN_ACTIVATIONS))
     leaky_slope: float = constrained(Interval())
     output_activation: str = constrained(OneOf(OUTPUT_ACTIVATIONS))
     init: str = constrained(OneOf(INIT_SCHEMES))
-    init_from: Optional[str] = constrained(ExistingFile(), nullable=True)
+    init_from: str | None = constrained(ExistingFile(), nullable=True)
     bias: bool = constrained()
 
     @property
@@ -155,10 +155,10 @@ class LossConfig:
 @dataclass
 class TrainerConfig:
     epochs: int = constrained(Interval(1, integer=True))
-    batch_size: Optional[int] = constrained(Interval(1, integer=True), nullable=True)
+    batch_size: int | None = constrained(Interval(1, integer=True), nullable=True)
     shuffle: bool = constrained()
     seed: int = constrained(Interval(0, integer=True))
-    loss_threshold: Optional[float] = constrained(POSITIVE, nullable=True)
+    loss_threshold: float | None = constrained(POSITIVE, nullable=True)
     log_every: int = constrained(Interval(1, integer=True))
     dtype: str = constrained(OneOf(DTYPES))
     l1: float = constrained(NON_NEGATIVE)
@@ -169,9 +169,9 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = constrained(nullable=True)
+    uri: str | None = constrained(nullable=True)
     experiment: str = constrained(Text(MAX_EXPERIMENT_NAME))
-    run_name: Optional[str] = constrained(Text(MAX_RUN_NAME), nullable=True)
+    run_name: str | None = constrained(Text(MAX_RUN_NAME), nullable=True)
     log_figures: bool = constrained()
     log_model: bool = constrained()
 
@@ -181,8 +181,8 @@ class StudyConfig:
     """Set by the study presets of ``conf/experiment/``: the question a sweep answers and
     the summary metric it is judged on (read by ``src.analysis.studies``)."""
 
-    question: Optional[str] = constrained(nullable=True)
-    outcome: Optional[str] = constrained(OneOf(OUTCOMES), nullable=True)
+    question: str | None = constrained(nullable=True)
+    outcome: str | None = constrained(OneOf(OUTCOMES), nullable=True)
 
 
 @dataclass

@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from src.runs.datasets import Dataset
-from src.engine.network import MLP
 from src.engine.encoding import predict_labels
+from src.engine.network import MLP
+from src.runs.datasets import Dataset
 
 _CLASS_COLOURS = ["#d62728", "#1f4eb4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
@@ -73,7 +73,7 @@ def ground_truth_vs_prediction(x: np.ndarray, y: np.ndarray, predicted: np.ndarr
     """Two scatter plots side by side: points coloured by true and by predicted class."""
     fig = Figure(figsize=(10, 5), layout="constrained")
     cmap = _class_cmap(n_classes)
-    for ax, labels, title in zip(fig.subplots(1, 2), (y, predicted), ("Ground truth", "Predict result")):
+    for ax, labels, title in zip(fig.subplots(1, 2), (y, predicted), ("Ground truth", "Predict result"), strict=True):
         ax.scatter(x[:, 0], x[:, 1], c=labels, cmap=cmap, vmin=0, vmax=max(n_classes, 2) - 1, s=28)
         ax.set_title(title, fontsize=16)
     return fig

@@ -80,7 +80,9 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummar
     client = MlflowClient()
     experiment_id = ensure_experiment(client, run.tracking.experiment)
     tags = {**git_tags(), **job.tags}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags) as active:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags
+    ) as active:
         run_id = active.info.run_id
         mlflow.log_params(flatten(run.to_dict()))
         mlflow.log_text(run.to_yaml(), c.CONFIG_FILE)
@@ -139,7 +141,8 @@ def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
     if not error <= run.trainer.gradcheck_tolerance:
         mlflow.set_tag(c.TAG_GRADCHECK, "failed")
         raise GradientCheckError(
-            f"gradient check at epoch {step}: max relative error {error:.3g} > tolerance {run.trainer.gradcheck_tolerance}"
+            f"gradient check at epoch {step}: max relative error {error:.3g} "
+            f"> tolerance {run.trainer.gradcheck_tolerance}"
         )
 
 

@@ -123,10 +123,25 @@ def mlflow_server(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")]
-    server = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
+    server = subprocess.Popen(
+        command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -152,8 +167,16 @@ def test_loaders_work_against_an_mlflow_server(mlflow_server, compose_config, tm
 
     monkeypatch.chdir(tmp_path)
     for seed in (0, 1):
-        train_and_track(compose_config(f"tracking.uri={mlflow_server}", "tracking.experiment=served", f"trainer.seed={seed}",
-                                    "trainer.epochs=25", "trainer.loss_threshold=null", "tracking.log_figures=false"))
+        train_and_track(
+            compose_config(
+                f"tracking.uri={mlflow_server}",
+                "tracking.experiment=served",
+                f"trainer.seed={seed}",
+                "trainer.epochs=25",
+                "trainer.loss_threshold=null",
+                "tracking.log_figures=false",
+            )
+        )
     runs = load_runs("served", sweep="all", tracking_uri=mlflow_server)
     assert len(runs) == 2 and all(uri.startswith("mlflow-artifacts:") for uri in runs["artifact_uri"])
     history = load_history(runs, tracking_uri=mlflow_server)

@@ -24,16 +24,29 @@ TINY = {
     "losses": ["loss=mse,cross_entropy"],
 }
 #: The figures and the pyfunc model are tested elsewhere; the notebooks do not read them.
-COMMON = ["dataset=xor", "trainer.seed=0,1", "trainer.epochs=60", "trainer.loss_threshold=0.2",
-          "tracking.log_figures=false", "tracking.log_model=false"]
+COMMON = [
+    "dataset=xor",
+    "trainer.seed=0,1",
+    "trainer.epochs=60",
+    "trainer.loss_threshold=0.2",
+    "tracking.log_figures=false",
+    "tracking.log_model=false",
+]
 
 
 def run_all(sweep_root: Path) -> None:
     for study, overrides in TINY.items():
         keys = {o.split("=")[0] for o in overrides}
         common = [o for o in COMMON if o.split("=")[0] not in keys]
-        sys.argv = ["src.train", f"--config-path={CONF_DIR}", "-m", f"+experiment={study}", *overrides, *common,
-                    f"hydra.sweep.dir={sweep_root / study}"]
+        sys.argv = [
+            "src.train",
+            f"--config-path={CONF_DIR}",
+            "-m",
+            f"+experiment={study}",
+            *overrides,
+            *common,
+            f"hydra.sweep.dir={sweep_root / study}",
+        ]
         GlobalHydra.instance().clear()
         main()
 

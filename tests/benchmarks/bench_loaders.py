@@ -43,7 +43,11 @@ def build_store(uri: str, n_runs: int, n_epochs: int) -> None:
             "train_accuracy": np.minimum(1.0, epochs / rng.uniform(100, 3000)),
         }
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, int(e)) for k, values in history.items() for e, v in zip(epochs, values)]
+        metrics = [
+            Metric(k, float(v), now, int(e))
+            for k, values in history.items()
+            for e, v in zip(epochs, values, strict=True)
+        ]
         params = [Param("optimizer.lr", str(10.0 ** -(i % 5))), Param("trainer.seed", str(i % 5))]
         client.log_batch(run_id, metrics=metrics, params=params)
         client.log_metric(run_id, "epochs_run", n_epochs)

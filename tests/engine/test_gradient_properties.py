@@ -12,8 +12,15 @@ from src.engine.losses import get_loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
 
-OUTPUT_SETUPS = [("mse", "sigmoid", 1), ("mse", "identity", 1), ("mse", "tanh", 2), ("mse", "softmax", 3),
-                 ("bce", "sigmoid", 1), ("cross_entropy", "softmax", 2), ("cross_entropy", "softmax", 4)]
+OUTPUT_SETUPS = [
+    ("mse", "sigmoid", 1),
+    ("mse", "identity", 1),
+    ("mse", "tanh", 2),
+    ("mse", "softmax", 3),
+    ("bce", "sigmoid", 1),
+    ("cross_entropy", "softmax", 2),
+    ("cross_entropy", "softmax", 4),
+]
 
 
 def test_gradcheck_runs_in_float64_for_float32_models(random_batch):

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.runs.datasets import Dataset
 from src.engine.losses import get_loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
 from src.engine.optimizers import Adam, build_optimizer
+from src.runs.datasets import Dataset
 from src.runs.loop import fit
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -60,7 +60,7 @@ def _optimizer(name, optimizer_preset):
 def test_each_optimizer_step_matches_pytorch_to_a_few_ulp(name, optimizer_preset):
     optimizer = _optimizer(name, optimizer_preset)
     previous = STEPS[f"{name}/p0"]
-    for t, (g, expected) in enumerate(zip(STEPS[f"{name}/grads"], STEPS[f"{name}/params"]), start=1):
+    for t, (g, expected) in enumerate(zip(STEPS[f"{name}/grads"], STEPS[f"{name}/params"], strict=True), start=1):
         optimizer.params[...] = previous
         optimizer.grads[...] = g
         optimizer.step()

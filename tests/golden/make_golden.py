@@ -56,13 +56,15 @@ OPTIMIZER_CASES = {
     "nesterov_weight_decay": ("sgd", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01)),
     "adagrad": ("adagrad", dict(lr=0.1)),
     "adagrad_decay_accumulator": (
-        "adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-8)
+        "adagrad",
+        dict(lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-8),
     ),
     "rmsprop": ("rmsprop", dict(lr=0.01)),
     "rmsprop_momentum": ("rmsprop", dict(lr=0.01, alpha=0.9, momentum=0.8)),
     "rmsprop_centered": ("rmsprop", dict(lr=0.01, centered=True)),
     "rmsprop_centered_momentum_decay": (
-        "rmsprop", dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.01, eps=1e-6)
+        "rmsprop",
+        dict(lr=0.01, centered=True, momentum=0.5, weight_decay=0.01, eps=1e-6),
     ),
     "adam": ("adam", dict(lr=1e-3)),
     "adam_betas_decay": ("adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01)),
@@ -107,14 +109,15 @@ def make_optimizer_steps(cases: dict) -> dict[str, np.ndarray]:
 def datasets() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """name -> (x, labels, hidden activation)."""
     x_xor, y_xor = generate_xor_easy(11)
-    moons = load_dataset(MoonsDataset(name="moons", test_fraction=0.0, n_samples=100, noise=0.2),
-                         np.random.default_rng(3))
+    moons = load_dataset(
+        MoonsDataset(name="moons", test_fraction=0.0, n_samples=100, noise=0.2), np.random.default_rng(3)
+    )
     return {"xor": (x_xor, y_xor, "tanh"), "moons": (moons.x_train, moons.y_train, "relu")}
 
 
 def initial_weights(sizes: list[int], rng: np.random.Generator) -> dict[str, np.ndarray]:
     weights = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         weights[f"W{i}"] = rng.uniform(-limit, limit, (fan_in, fan_out))
         weights[f"b{i}"] = rng.uniform(-0.1, 0.1, fan_out)
@@ -173,8 +176,20 @@ def make_trajectories(presets: dict) -> tuple[dict[str, np.ndarray], list[dict]]
                     name = f"{data_name}/{loss_name}/{preset}/{dtype_name}"
                     losses, final = torch_trajectory(x, labels, hidden, loss_name, kind, hyper, weights, sizes, dtype)
                     arrays[f"{name}/losses"], arrays[f"{name}/final"] = losses, final
-                    cases.append(dict(name=name, data=data_name, loss=loss_name, hidden=hidden, sizes=sizes,
-                                      optimizer=preset, kind=kind, hyper=hyper, dtype=dtype_name, init=init_key))
+                    cases.append(
+                        dict(
+                            name=name,
+                            data=data_name,
+                            loss=loss_name,
+                            hidden=hidden,
+                            sizes=sizes,
+                            optimizer=preset,
+                            kind=kind,
+                            hyper=hyper,
+                            dtype=dtype_name,
+                            init=init_key,
+                        )
+                    )
     return arrays, cases
 
 
@@ -194,7 +209,10 @@ def main() -> None:
         "trajectory_cases": trajectory_cases,
     }
     (HERE / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {len(step_cases)} optimizer cases and {len(trajectory_cases)} trajectories with torch {torch.__version__}")
+    print(
+        f"wrote {len(step_cases)} optimizer cases and {len(trajectory_cases)} trajectories "
+        f"with torch {torch.__version__}"
+    )
 
 
 if __name__ == "__main__":

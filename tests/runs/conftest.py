@@ -11,7 +11,16 @@ def fit_run():
 
     def _fit(parts, run):
         t = run.trainer
-        return fit(parts.net, parts.optimizer, parts.objective, parts.data, t.epochs, parts.shuffle_rng,
-                   batch_size=t.batch_size, shuffle=t.shuffle, loss_threshold=t.loss_threshold)
+        return fit(
+            parts.net,
+            parts.optimizer,
+            parts.objective,
+            parts.data,
+            t.epochs,
+            parts.shuffle_rng,
+            batch_size=t.batch_size,
+            shuffle=t.shuffle,
+            loss_threshold=t.loss_threshold,
+        )
 
     return _fit

@@ -63,8 +63,7 @@ def test_every_yaml_option_sets_every_schema_field(group):
     for option in _options(group):
         values = OmegaConf.load(CONF / group / f"{option}.yaml")
         values.pop("defaults", None)
-        schema = (schemas.DATASET_SCHEMAS[values.name] if group == "dataset"
-                  else schemas.OPTIMIZERS[values.name][0])
+        schema = schemas.DATASET_SCHEMAS[values.name] if group == "dataset" else schemas.OPTIMIZERS[values.name][0]
         assert set(values) == {f.name for f in dataclasses.fields(schema)}, option
 
 
@@ -167,7 +166,9 @@ def test_options_validate(compose_config, override):
         (["+extra=1"], "extra", "unknown config section"),
     ],
 )
-def test_bad_values_fail_naming_the_key_and_create_no_run(compose_config, tracking_uri, tmp_path, overrides, key, fragment):
+def test_bad_values_fail_naming_the_key_and_create_no_run(
+    compose_config, tracking_uri, tmp_path, overrides, key, fragment
+):
     cfg = compose_config(*overrides)
     with pytest.raises(ConfigError) as err:
         train_and_track(cfg)

@@ -21,8 +21,9 @@ def test_init_from_checks_shapes_and_existence(compose_config, tmp_path):
     with pytest.raises(ConfigError, match=r"^model.init_from: .*W0 has shape \(2, 4\), the model expects \(2, 8\)"):
         assemble(validate(compose_config(f"model.init_from={tmp_path / 'small.npz'}")))
     with pytest.raises(ConfigError, match=r"^model.init_from: .*parameter names"):
-        assemble(validate(compose_config(f"model.init_from={tmp_path / 'small.npz'}", "model.bias=false",
-                                         "model.width=4")))
+        assemble(
+            validate(compose_config(f"model.init_from={tmp_path / 'small.npz'}", "model.bias=false", "model.width=4"))
+        )
     with pytest.raises(ConfigError, match=r"^model.init_from: invalid value .*existing file"):
         validate(compose_config(f"model.init_from={tmp_path / 'missing.npz'}"))
 
@@ -30,7 +31,10 @@ def test_init_from_checks_shapes_and_existence(compose_config, tmp_path):
 def test_init_from_round_trips_a_runs_weights_artifact(compose_config, tracking_uri, tmp_path):
     first = train_and_track(compose_config("optimizer=adam", "trainer.loss_threshold=null", "trainer.epochs=80"))
     weights = MlflowClient(tracking_uri).download_artifacts(first.run_id, "weights.npz", str(tmp_path))
-    second = train_and_track(compose_config("optimizer=adam", f"model.init_from={weights}", "trainer.epochs=1",
-                                            "trainer.loss_threshold=null"))
+    second = train_and_track(
+        compose_config(
+            "optimizer=adam", f"model.init_from={weights}", "trainer.epochs=1", "trainer.loss_threshold=null"
+        )
+    )
     # The second run starts exactly where the first ended.
     assert second.result.history["train_loss"][0] == first.final_metrics["final_train_loss"]

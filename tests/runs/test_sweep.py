@@ -11,9 +11,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from src.runs.config import validate
-from src.runs.build import build_dataset, build_network
 from src.engine.encoding import predict_labels
+from src.runs.build import build_dataset, build_network
+from src.runs.config import validate
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
@@ -37,8 +37,9 @@ def _runs(client):
 @pytest.mark.slow
 def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_uri):
     epochs = 40
-    proc = _launch(tmp_path, "optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}",
-                   "trainer.loss_threshold=null")
+    proc = _launch(
+        tmp_path, "optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}", "trainer.loss_threshold=null"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri)
     (parent,), children = _runs(client)
@@ -60,14 +61,19 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
         # Reload the weights with the logged config: they reproduce the logged accuracy.
         local = tmp_path / "download" / run_id
         local.mkdir(parents=True)
-        logged = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml", str(local))))))
+        logged = validate(
+            OmegaConf.create(yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml", str(local)))))
+        )
         net = build_network(logged)
         with np.load(client.download_artifacts(run_id, "weights.npz", str(local)), allow_pickle=False) as weights:
             net.load_state_dict(dict(weights))
         data = build_dataset(logged)
         accuracy = np.mean(predict_labels(net.predict(data.x_train)) == data.y_train)
         assert accuracy == run.data.metrics["final_train_accuracy"]
-        assert OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"] == run.data.params["optimizer.name"]
+        assert (
+            OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"]
+            == run.data.params["optimizer.name"]
+        )
 
 
 @pytest.mark.slow
@@ -88,7 +94,10 @@ def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri
 def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, tracking_uri):
     proc = _launch(tmp_path, "optimizer.lr=-1", multirun=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: invalid config: optimizer.lr: invalid value -1.0; expected a number > 0"
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == "error: invalid config: optimizer.lr: invalid value -1.0; expected a number > 0"
+    )
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
@@ -96,12 +105,21 @@ def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, trackin
 def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_path, tracking_uri):
     from src.runs.tracked_run import train_and_track
 
-    summary = train_and_track(compose_config("dataset=blobs", "dataset.n_classes=3", "loss=cross_entropy",
-                                          "optimizer=adam", "trainer.epochs=300", "trainer.loss_threshold=null"))
+    summary = train_and_track(
+        compose_config(
+            "dataset=blobs",
+            "dataset.n_classes=3",
+            "loss=cross_entropy",
+            "optimizer=adam",
+            "trainer.epochs=300",
+            "trainer.loss_threshold=null",
+        )
+    )
     client = MlflowClient(tracking_uri)
     model_uri = client.get_run(summary.run_id).data.tags["model_uri"]
-    run = validate(OmegaConf.create(yaml.safe_load(open(client.download_artifacts(summary.run_id, "config.yaml",
-                                                                                   str(tmp_path))))))
+    run = validate(
+        OmegaConf.create(yaml.safe_load(open(client.download_artifacts(summary.run_id, "config.yaml", str(tmp_path)))))
+    )
     data = build_dataset(run)
     np.save(tmp_path / "x.npy", data.x_train)
     # The package is installed (editable) from this checkout: hide it, so that the model
@@ -114,8 +132,9 @@ def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_pat
         f"np.save({str(tmp_path / 'p.npy')!r}, np.asarray(model.predict(np.load({str(tmp_path / 'x.npy')!r}))))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     probabilities = np.load(tmp_path / "p.npy")
     assert probabilities.shape == (len(data.y_train), 3)

@@ -5,14 +5,21 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from src.runs.config import validate
-from src.runs.build import build_dataset, build_network
+from src.engine.encoding import predict_labels
 from src.engine.optimizers import SGD
+from src.runs.build import build_dataset, build_network
+from src.runs.config import validate
 from src.runs.tracked_run import JobContext, train_and_track
 from src.runs.tracking import MetricBuffer
-from src.engine.encoding import predict_labels
 
-ARTIFACTS = {"config.yaml", "weights.npz", "history.parquet", "learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
+ARTIFACTS = {
+    "config.yaml",
+    "weights.npz",
+    "history.parquet",
+    "learning_curve.png",
+    "decision_boundary.png",
+    "ground_truth_vs_prediction.png",
+}
 
 
 def _only_run(client):
@@ -26,8 +33,13 @@ def _history(client, run_id, key):
 
 
 def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri, tmp_path):
-    cfg = compose_config("dataset=moons", "dataset.test_fraction=0.25", "optimizer=adam", "trainer.epochs=60",
-                         "trainer.loss_threshold=null")
+    cfg = compose_config(
+        "dataset=moons",
+        "dataset.test_fraction=0.25",
+        "optimizer=adam",
+        "trainer.epochs=60",
+        "trainer.loss_threshold=null",
+    )
     summary = train_and_track(cfg, JobContext(tags={"hydra_overrides": "dataset=moons"}))
     client = MlflowClient(tracking_uri)
     run = _only_run(client)
@@ -39,8 +51,14 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
         history = client.get_metric_history(run.info.run_id, key)
         assert sorted(m.step for m in history) == list(range(1, 61))
     assert _history(client, run.info.run_id, "train_loss") == pytest.approx(summary.result.history["train_loss"])
-    for key in ("final_train_loss", "final_train_accuracy", "final_test_loss", "final_test_accuracy", "epochs_run",
-                "train_seconds"):
+    for key in (
+        "final_train_loss",
+        "final_train_accuracy",
+        "final_test_loss",
+        "final_test_accuracy",
+        "epochs_run",
+        "train_seconds",
+    ):
         assert key in run.data.metrics
     assert "epochs_to_threshold" not in run.data.metrics and run.data.tags["reached_threshold"] == "false"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
@@ -79,7 +97,9 @@ def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
 def test_reaching_the_threshold_is_recorded(compose_config, tracking_uri):
     summary = train_and_track(compose_config("optimizer=adam"))
     run = _only_run(MlflowClient(tracking_uri))
-    assert run.data.metrics["epochs_to_threshold"] == summary.result.epochs_to_threshold == run.data.metrics["epochs_run"]
+    assert (
+        run.data.metrics["epochs_to_threshold"] == summary.result.epochs_to_threshold == run.data.metrics["epochs_run"]
+    )
     assert run.data.tags["reached_threshold"] == "true"
 
 

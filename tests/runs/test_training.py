@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from src.runs.config import validate
 from src.runs.build import assemble
+from src.runs.config import validate
 from src.runs.loop import fit
 
 
@@ -90,9 +90,7 @@ def test_full_batch_history_is_the_loss_before_each_update(compose_config):
 def test_divergence_stops_cleanly(train):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result, _ = train(
-            "optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=200"
-        )
+        result, _ = train("optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=200")
     assert result.diverged
     assert result.epochs_run < 200
     assert all(np.isfinite(result.history["train_loss"]))
