@@ -13,6 +13,7 @@ import seaborn as sns
 
 from src.analysis.loaders import load_trained
 from src.analysis.studies import level_label
+from src.runs.contract import TRAIN_LOSS
 from src.runs.figures import draw_decision_boundary
 
 MAX_CURVE_POINTS = 300
@@ -28,7 +29,7 @@ def _ordered_levels(values: pd.Series) -> list[str]:
     return [level_label(v) for v in unique]
 
 
-def learning_curves(history: pd.DataFrame, factor: str, metric: str = "train_loss", log: bool = True):
+def learning_curves(history: pd.DataFrame, factor: str, metric: str = TRAIN_LOSS, log: bool = True):
     """Mean ± 95% CI over seeds of ``metric`` per epoch, one colour per ``factor`` level,
     one panel per dataset. Long histories are thinned to about 300 epochs per curve."""
     data = history[history["metric"] == metric].copy()
