@@ -1,0 +1,97 @@
+"""Per-epoch metrics to MLflow from a background thread, so logging never blocks training.
+
+The training loop calls ``MetricWriter.add(epoch, metrics)`` after every epoch: a
+comparison, a timestamp and a list append, no MLflow call. A daemon thread sends the
+pending points with ``MlflowClient.log_batch`` every ``FLUSH_SECONDS`` (at most
+``MAX_METRICS_PER_BATCH`` points a request), so the UI shows a long run's curves while
+it trains, each point with the wall-clock time of its epoch. A point leaves the queue
+only once the store has accepted it. ``close()`` stops the thread and sends what is
+left; it is called however the run ends.
+
+Resolution policy: MLflow's metric history gets every epoch up to
+``FULL_RESOLUTION_EPOCHS``, then every ``stride``-th epoch, with ``stride`` chosen from
+``trainer.epochs`` so that at most about ``MAX_POINTS_PER_METRIC`` points per metric
+reach the store (MLflow's UI samples about 320 points per chart and its server returns
+at most 2 500 per request), plus always the first and the last epoch run (the threshold
+epoch, when training stopped there). Every epoch at full resolution is in the run's
+``history.parquet``, which the loaders read.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+#: MLflow accepts at most this many metrics in one ``log_batch`` call.
+MAX_METRICS_PER_BATCH = 1000
+FLUSH_SECONDS = 2.0
+FULL_RESOLUTION_EPOCHS = 1000
+MAX_POINTS_PER_METRIC = 2000
+
+
+def resolution_stride(max_epochs: int) -> int:
+    """Every how many epochs a point is sent once past ``FULL_RESOLUTION_EPOCHS``."""
+    beyond = max_epochs - FULL_RESOLUTION_EPOCHS
+    return max(1, math.ceil(beyond / (MAX_POINTS_PER_METRIC - FULL_RESOLUTION_EPOCHS)))
+
+
+class MetricWriter:
+    """Queues epochs of one run and sends them to the store from a background thread."""
+
+    def __init__(self, client: MlflowClient, run_id: str, max_epochs: int, flush_seconds: float = FLUSH_SECONDS):
+        self.client = client
+        self.run_id = run_id
+        self.stride = resolution_stride(max_epochs)
+        self.flush_seconds = flush_seconds
+        #: ``(epoch, timestamp in ms, metrics)`` not yet accepted by the store.
+        self.pending: list[tuple[int, int, Mapping[str, float]]] = []
+        self.sent_points = 0
+        self._last: tuple[int, int, Mapping[str, float]] | None = None
+        self._last_queued = 0
+        self._send_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"metrics-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def add(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Record one epoch (called from the training loop; never blocks on the store)."""
+        point = (epoch, int(time.time() * 1000), metrics)
+        self._last = point
+        if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:
+            self.pending.append(point)
+            self._last_queued = epoch
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self.flush_seconds):
+            try:
+                self.send()
+            except Exception:  # the store is unreachable: keep the points, retry on the next tick
+                continue
+
+    def send(self) -> None:
+        """Send every pending point; a point is dropped from the queue only once sent."""
+        with self._send_lock:
+            while self.pending:
+                taken, batch = 0, []
+                for epoch, timestamp, metrics in self.pending:
+                    if batch and len(batch) + len(metrics) > MAX_METRICS_PER_BATCH:
+                        break
+                    batch.extend(Metric(key, float(value), timestamp, epoch) for key, value in metrics.items())
+                    taken += 1
+                self.client.log_batch(self.run_id, metrics=batch)
+                del self.pending[:taken]
+                self.sent_points += len(batch)
+
+    def close(self) -> None:
+        """Stop the thread, queue the last epoch run if the policy skipped it, send the rest."""
+        self._stopped.set()
+        self._thread.join()
+        if self._last is not None and self._last[0] != self._last_queued:
+            self.pending.append(self._last)
+            self._last_queued = self._last[0]
+        self.send()
