@@ -11,6 +11,8 @@ only from stores you trust.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -39,7 +41,29 @@ class MLPClassifier(mlflow.pyfunc.PythonModel):
 
 
 def log_pyfunc_model(config_path: Path, weights_path: Path, x_example: np.ndarray, probabilities: np.ndarray) -> str:
-    """Log the model to the active run under ``MODEL_NAME``; returns its model URI."""
+    """Log the model to the active run under ``MODEL_NAME``; returns its model URI.
+
+    Requirements are given explicitly (``_requirements``), so MLflow infers none, and it
+    is told not to copy the project's ``uv.lock`` (about 1 MB) into every model."""
+    with _environment(MLFLOW_LOG_UV_FILES="false", MLFLOW_UV_AUTO_DETECT="false"):
+        return _log(config_path, weights_path, x_example, probabilities)
+
+
+@contextmanager
+def _environment(**values: str):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log(config_path: Path, weights_path: Path, x_example: np.ndarray, probabilities: np.ndarray) -> str:
     info = mlflow.pyfunc.log_model(
         name=MODEL_NAME,
         python_model=str(Path(__file__).with_name("pyfunc_entry.py")),

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -43,7 +45,8 @@ from src.runs import contract as c
 from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
 from src.runs.loop import TrainResult, evaluate, fit
-from src.runs.tracking import MetricBuffer, ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
+from src.runs.metric_writer import MetricWriter
+from src.runs.tracking import ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,12 @@ class RunSummary:
 
 def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
     """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
-    tracked), then train and log."""
+    tracked), then train and log.
+
+    Store round trips per run: the run's creation (with its tags), one ``log_batch`` of
+    params, the per-epoch points from the ``MetricWriter`` thread, one ``log_batch`` of
+    summary metrics and tags, one upload of every artifact, and the model.
+    """
     run = validate(cfg)
     job = job or JobContext()
     parts = assemble(run)
@@ -84,13 +92,12 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummar
         experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags
     ) as active:
         run_id = active.info.run_id
-        mlflow.log_params(flatten(run.to_dict()))
-        mlflow.log_text(run.to_yaml(), c.CONFIG_FILE)
-        buffer = MetricBuffer(client, run_id)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
+        writer = MetricWriter(client, run_id, run.trainer.epochs)
         progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            buffer.add(epoch, metrics)
+            writer.add(epoch, metrics)
             progress(epoch, metrics)
 
         try:
@@ -109,21 +116,24 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummar
                 on_epoch=on_epoch,
             )
         except KeyboardInterrupt:
-            buffer.flush()
-            mlflow.set_tag(c.TAG_INTERRUPTED, "true")
+            writer.close()
+            client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
             mlflow.end_run("KILLED")
             log.warning("%s: interrupted; the epochs logged so far are kept (run %s)", name, run_id)
             raise
         finally:
-            buffer.flush()
+            writer.close()
 
         final = _final_metrics(parts, result)
-        mlflow.log_metrics(final)
-        mlflow.set_tags(
-            {
-                c.TAG_DIVERGED: str(result.diverged).lower(),
-                c.TAG_REACHED_THRESHOLD: str(result.epochs_to_threshold is not None).lower(),
-            }
+        end_tags = {
+            c.TAG_DIVERGED: str(result.diverged).lower(),
+            c.TAG_REACHED_THRESHOLD: str(result.epochs_to_threshold is not None).lower(),
+        }
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in final.items()],
+            tags=[RunTag(key, value) for key, value in end_tags.items()],
         )
         _log_artifacts(run, parts, result, name)
         if run.trainer.gradcheck and not result.diverged:
@@ -171,13 +181,11 @@ def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: s
 
     data, net = parts.data, parts.net
     with tempfile.TemporaryDirectory() as tmp:
-        out, model_files = Path(tmp) / "artifacts", Path(tmp) / "model"
-        out.mkdir()
-        model_files.mkdir()
+        out = Path(tmp)
         net.save(out / c.WEIGHTS_FILE)
         history = pd.DataFrame({c.EPOCH: np.arange(1, result.epochs_run + 1), **result.history})
         history.to_parquet(out / c.HISTORY_FILE, index=False)
-        (model_files / c.CONFIG_FILE).write_text(run.to_yaml())
+        (out / c.CONFIG_FILE).write_text(run.to_yaml())
         with np.errstate(over="ignore", invalid="ignore"):
             output = net.predict(data.x_train.astype(net.dtype))
         if run.tracking.log_figures:
@@ -198,7 +206,7 @@ def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: s
 
             example = data.x_train[:5].astype(net.dtype)
             probabilities = class_probabilities(output[:5], net.output_activation)
-            model_uri = log_pyfunc_model(model_files / c.CONFIG_FILE, out / c.WEIGHTS_FILE, example, probabilities)
+            model_uri = log_pyfunc_model(out / c.CONFIG_FILE, out / c.WEIGHTS_FILE, example, probabilities)
             mlflow.set_tag(c.TAG_MODEL_URI, model_uri)
 
 

@@ -1,20 +1,16 @@
-"""MLflow plumbing: where runs go, what they are called, and batched metric logging."""
+"""MLflow plumbing: which store runs go to, their experiment, their names and git tags."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Mapping
 
-from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from src.runs.contract import TAG_GIT_COMMIT, TAG_GIT_DIRTY
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-#: MLflow accepts at most this many metrics in one ``log_batch`` call.
-MAX_METRICS_PER_BATCH = 1000
 
 
 def resolve_tracking_uri(configured: str | None) -> str:
@@ -69,27 +65,3 @@ def git_tags() -> dict[str, str]:
     if commit.returncode != 0:
         return {}
     return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
-
-
-class MetricBuffer:
-    """Collects metric points in memory and sends them with ``MlflowClient.log_batch``.
-
-    One ``log_batch`` call per ``MAX_METRICS_PER_BATCH`` points instead of one request per
-    point; ``flush()`` must be called when the run ends, however it ends.
-    """
-
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client = client
-        self.run_id = run_id
-        self.pending: list[Metric] = []
-
-    def add(self, step: int, metrics: Mapping[str, float]) -> None:
-        timestamp = int(time.time() * 1000)
-        self.pending.extend(Metric(key, float(value), timestamp, step) for key, value in metrics.items())
-        if len(self.pending) >= MAX_METRICS_PER_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[:MAX_METRICS_PER_BATCH], self.pending[MAX_METRICS_PER_BATCH:]
-            self.client.log_batch(self.run_id, metrics=batch)

@@ -1,5 +1,7 @@
 """Runs tracked in a real (temporary) sqlite MLflow store, in-process."""
 
+import time
+
 import numpy as np
 import pytest
 import yaml
@@ -9,8 +11,13 @@ from src.engine.encoding import predict_labels
 from src.engine.optimizers import SGD
 from src.runs.build import build_dataset, build_network
 from src.runs.config import validate
+from src.runs.metric_writer import (
+    FULL_RESOLUTION_EPOCHS,
+    MAX_POINTS_PER_METRIC,
+    MetricWriter,
+    resolution_stride,
+)
 from src.runs.tracked_run import JobContext, train_and_track
-from src.runs.tracking import MetricBuffer
 
 ARTIFACTS = {
     "config.yaml",
@@ -157,16 +164,72 @@ def test_runs_go_to_the_configured_experiment_and_uri(compose_config, tmp_path, 
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_metric_buffer_flushes_everything(tracking_uri):
+def _new_run(tracking_uri):
     client = MlflowClient(tracking_uri)
-    experiment_id = client.create_experiment("buffer")
-    run_id = client.create_run(experiment_id).info.run_id
-    buffer = MetricBuffer(client, run_id)
-    for step in range(1, 1302):
-        buffer.add(step, {"a": step * 0.5})
-    assert len(buffer.pending) == 301  # one full batch already sent
-    buffer.flush()
-    assert buffer.pending == []
-    assert [m.value for m in sorted(client.get_metric_history(run_id, "a"), key=lambda m: m.step)] == [
-        s * 0.5 for s in range(1, 1302)
-    ]
+    return client, client.create_run(client.create_experiment("writer")).info.run_id
+
+
+def _steps(client, run_id, key):
+    return [m.step for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_writer_sends_every_epoch_of_a_short_run(tracking_uri):
+    client, run_id = _new_run(tracking_uri)
+    writer = MetricWriter(client, run_id, max_epochs=1301)
+    for epoch in range(1, 1302):
+        writer.add(epoch, {"a": epoch * 0.5, "b": -epoch})
+    writer.close()
+    assert writer.pending == [] and writer.sent_points == 2 * 1301
+    history = sorted(client.get_metric_history(run_id, "a"), key=lambda m: m.step)
+    assert [m.value for m in history] == [epoch * 0.5 for epoch in range(1, 1302)]
+
+
+def test_writer_thins_long_runs_but_keeps_the_first_and_last_epochs(tracking_uri):
+    client, run_id = _new_run(tracking_uri)
+    writer = MetricWriter(client, run_id, max_epochs=50_000)
+    for epoch in range(1, 31_234):  # stopped early, at an epoch off the stride
+        writer.add(epoch, {"a": float(epoch)})
+    writer.close()
+    steps = _steps(client, run_id, "a")
+    stride = resolution_stride(50_000)
+    assert stride == 49
+    assert steps[:FULL_RESOLUTION_EPOCHS] == list(range(1, FULL_RESOLUTION_EPOCHS + 1))
+    assert steps[FULL_RESOLUTION_EPOCHS:-1] == list(range(1029, 31_233, stride))
+    assert steps[-1] == 31_233 and len(steps) <= MAX_POINTS_PER_METRIC + 1
+
+
+def test_writer_sends_while_the_run_trains_with_real_timestamps(tracking_uri):
+    client, run_id = _new_run(tracking_uri)
+    writer = MetricWriter(client, run_id, max_epochs=100, flush_seconds=0.05)
+    started = time.time() * 1000
+    for epoch in range(1, 11):
+        writer.add(epoch, {"a": float(epoch)})
+    deadline = time.monotonic() + 30
+    while len(client.get_metric_history(run_id, "a")) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _steps(client, run_id, "a") == list(range(1, 11))  # before close()
+    writer.close()
+    assert all(started - 1 <= m.timestamp <= time.time() * 1000 for m in client.get_metric_history(run_id, "a"))
+
+
+def test_writer_keeps_points_until_the_store_accepts_them(tracking_uri):
+    client, run_id = _new_run(tracking_uri)
+
+    class FlakyClient:
+        failures = 2
+
+        def log_batch(self, run_id, metrics):
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("store unreachable")
+            client.log_batch(run_id, metrics=metrics)
+
+    writer = MetricWriter(FlakyClient(), run_id, max_epochs=1500, flush_seconds=3600)
+    for epoch in range(1, 1501):
+        writer.add(epoch, {"a": float(epoch)})
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            writer.send()
+        assert len(writer.pending) == 1500
+    writer.close()
+    assert _steps(client, run_id, "a") == list(range(1, 1501))
