@@ -24,14 +24,19 @@ import numpy as np
 
 
 class Activation:
-    """Base class: ``forward(z) -> a`` and ``backward(grad_a, z, a) -> grad_z``."""
+    """Base class: ``forward(z, out) -> a`` and ``backward(grad_a, z, a, out) -> grad_z``.
+
+    ``out`` is an optional buffer of ``z``'s shape, distinct from the inputs, that an
+    activation may write its result into instead of allocating; callers use the
+    returned array, which may or may not be ``out``. The inputs are never modified.
+    """
 
     name: str = ""
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad_a: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    def backward(self, grad_a: np.ndarray, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -41,46 +46,54 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         with np.errstate(over="ignore"):
-            return 1.0 / (1.0 + np.exp(-z))
+            e = np.negative(z, out=out)
+            np.exp(e, out=e)
+        e += 1.0
+        return np.divide(1.0, e, out=e)
 
-    def backward(self, grad_a, z, a):
-        return grad_a * a * (1.0 - a)
+    def backward(self, grad_a, z, a, out=None):
+        result = np.multiply(grad_a, a, out=out)
+        result *= 1.0 - a
+        return result
 
 
 class Tanh(Activation):
     name = "tanh"
 
-    def forward(self, z):
-        return np.tanh(z)
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
 
-    def backward(self, grad_a, z, a):
-        return grad_a * (1.0 - a * a)
+    def backward(self, grad_a, z, a, out=None):
+        slope = np.multiply(a, a)
+        np.subtract(1.0, slope, out=slope)
+        return np.multiply(grad_a, slope, out=out)
 
 
 class ReLU(Activation):
     name = "relu"
 
-    def forward(self, z):
-        return np.maximum(z, 0.0)
+    def forward(self, z, out=None):
+        return np.maximum(z, 0.0, out=out)
 
-    def backward(self, grad_a, z, a):
-        return np.where(z > 0, grad_a, 0.0)
+    def backward(self, grad_a, z, a, out=None):
+        mask = np.greater(z, 0, out=out) if out is not None else (z > 0)
+        return np.multiply(grad_a, mask, out=out)
 
 
 class LeakyReLU(Activation):
-    """``max(z, 0) + slope * min(z, 0)``; PyTorch's default slope is 0.01."""
+    """``max(z, 0) + slope * min(z, 0)`` (PyTorch's default slope is 0.01)."""
 
     name = "leaky_relu"
 
-    def __init__(self, slope: float = 0.01):
+    def __init__(self, slope: float):
         self.slope = slope
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         return np.where(z > 0, z, self.slope * z)
 
-    def backward(self, grad_a, z, a):
+    def backward(self, grad_a, z, a, out=None):
         return np.where(z > 0, grad_a, self.slope * grad_a)
 
 
@@ -89,10 +102,10 @@ class Identity(Activation):
 
     name = "identity"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         return z
 
-    def backward(self, grad_a, z, a):
+    def backward(self, grad_a, z, a, out=None):
         return grad_a
 
 
@@ -101,12 +114,12 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         shifted = z - z.max(axis=1, keepdims=True)
         e = np.exp(shifted)
         return e / e.sum(axis=1, keepdims=True)
 
-    def backward(self, grad_a, z, a):
+    def backward(self, grad_a, z, a, out=None):
         return a * (grad_a - np.sum(grad_a * a, axis=1, keepdims=True))
 
 
@@ -116,8 +129,9 @@ OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
 _CLASSES = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Identity, Softmax)}
 
 
-def get_activation(name: str, leaky_slope: float = 0.01) -> Activation:
-    """Return the activation called ``name`` (one of ``OUTPUT_ACTIVATIONS``)."""
+def get_activation(name: str, leaky_slope: float) -> Activation:
+    """Return the activation called ``name`` (one of ``OUTPUT_ACTIVATIONS``); ``leaky_slope``
+    is the negative slope of ``leaky_relu``."""
     if name not in _CLASSES:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_CLASSES)}")
     if name == "leaky_relu":

@@ -24,6 +24,13 @@ def predict_labels(output: np.ndarray) -> np.ndarray:
     return output.argmax(axis=1)
 
 
+def count_correct(output: np.ndarray, labels: np.ndarray) -> int:
+    """How many rows of ``output`` (n, k) ``predict_labels`` gets right against ``labels`` (n,)."""
+    if output.shape[1] == 1:
+        return int(np.count_nonzero((output[:, 0] > 0.5) == labels))
+    return int(np.count_nonzero(output.argmax(axis=1) == labels))
+
+
 def class_probabilities(output: np.ndarray, output_activation: str) -> np.ndarray:
     """Network output (n, k) -> class probabilities (n, max(k, 2)).
 

@@ -16,6 +16,13 @@ Backpropagation, for a batch of n rows (``delta_i = dL/dz_i``)::
     dL/dW_i = a_i.T @ delta_i                      (fan_in, fan_out)
     dL/db_i = delta_i.sum(axis=0)                  (fan_out,)
     delta_{i-1} = f_{i-1}.backward(delta_i @ W_i.T, z_{i-1}, a_i)
+
+Training passes (``loss_and_gradient``) write ``z_i``, ``a_{i+1}``, the upstream
+gradients ``delta_i @ W_i.T`` and ``delta_{i-1}`` into buffers kept per batch size, so an
+epoch allocates no large array: the returned output is valid until the next training
+pass. ``forward`` and ``predict`` return fresh arrays. The bias gradient is computed as
+``ones(n) @ delta_i`` (one BLAS call); a layer with a single output unit forms
+``delta_i @ W_i.T`` as the broadcast product it is.
 """
 
 from __future__ import annotations
@@ -34,11 +41,12 @@ class MLP:
     def __init__(
         self,
         sizes: Sequence[int],
-        hidden_activation: str = "tanh",
-        output_activation: str = "sigmoid",
-        bias: bool = True,
-        leaky_slope: float = 0.01,
-        dtype: np.dtype | type = np.float64,
+        *,
+        hidden_activation: str,
+        output_activation: str,
+        bias: bool,
+        leaky_slope: float,
+        dtype: np.dtype | type,
     ):
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(f"layer sizes must be >= 1 and at least two of them, got {list(sizes)}")
@@ -70,6 +78,8 @@ class MLP:
         self.weight_grads = [grad_views[f"W{i}"] for i in range(n_layers)]
         self.biases = [param_views[f"b{i}"] for i in range(n_layers)] if bias else []
         self.bias_grads = [grad_views[f"b{i}"] for i in range(n_layers)] if bias else []
+        #: batch rows -> training buffers (see ``_workspace``)
+        self._workspaces: dict[int, tuple] = {}
 
     def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Named reshaped views (``W0``, ``b0``, ...) of a flat array laid out like ``params``."""
@@ -79,11 +89,11 @@ class MLP:
         """An independent network with the same architecture and parameters (optionally cast)."""
         twin = MLP(
             self.sizes,
-            self.hidden_activation,
-            self.output_activation,
-            self.bias,
-            self.leaky_slope,
-            dtype if dtype is not None else self.dtype,
+            hidden_activation=self.hidden_activation,
+            output_activation=self.output_activation,
+            bias=self.bias,
+            leaky_slope=self.leaky_slope,
+            dtype=dtype if dtype is not None else self.dtype,
         )
         twin.params[...] = self.params
         return twin
@@ -95,16 +105,33 @@ class MLP:
     def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Return ``(zs, activations)``: ``zs[i]`` is layer i's pre-activation and
         ``activations[i]`` its input (``activations[0] = x``, ``activations[-1]`` the output)."""
+        return self._forward(x, None)
+
+    def _forward(self, x: np.ndarray, workspace) -> tuple[list[np.ndarray], list[np.ndarray]]:
         zs, activations = [], [x]
         a = x
         for i in range(self.n_layers):
-            z = a @ self.weights[i]
+            z = np.matmul(a, self.weights[i], out=None if workspace is None else workspace[0][i])
             if self.bias:
                 z += self.biases[i]
-            a = self.activations[i].forward(z)
+            a = self.activations[i].forward(z, out=None if workspace is None else workspace[1][i])
             zs.append(z)
             activations.append(a)
         return zs, activations
+
+    def _workspace(self, rows: int):
+        """Buffers for batches of ``rows`` rows (made on first use): ``z_i`` and ``a_{i+1}``
+        per layer, the upstream gradient and ``delta`` per hidden layer, a vector of ones."""
+        if rows not in self._workspaces:
+            widths = self.sizes[1:]
+            self._workspaces[rows] = (
+                [np.empty((rows, w), self.dtype) for w in widths],
+                [np.empty((rows, w), self.dtype) for w in widths],
+                [np.empty((rows, w), self.dtype) for w in widths[:-1]],
+                [np.empty((rows, w), self.dtype) for w in widths[:-1]],
+                np.ones(rows, self.dtype),
+            )
+        return self._workspaces[rows]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network output of shape (n, n_out)."""
@@ -113,17 +140,25 @@ class MLP:
     def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[float, np.ndarray]:
         """Forward pass, loss value and backward pass; the gradient lands in ``self.grads``.
 
-        ``x``: (n, n_in), ``y``: (n, n_out) targets. Returns ``(loss value, output)``.
+        ``x``: (n, n_in), ``y``: (n, n_out) targets. Returns ``(loss value, output)``; the
+        output (n, n_out) is a training buffer, overwritten by the next training pass.
         """
-        zs, activations = self.forward(x)
+        workspace = self._workspace(len(x))
+        _, _, upstreams, deltas, ones = workspace
+        zs, activations = self._forward(x, workspace)
         output = activations[-1]
         delta = loss.grad_z(zs[-1], output, y, self.activations[-1])
         for i in range(self.n_layers - 1, -1, -1):
             np.matmul(activations[i].T, delta, out=self.weight_grads[i])
             if self.bias:
-                np.sum(delta, axis=0, out=self.bias_grads[i])
+                np.matmul(ones, delta, out=self.bias_grads[i])
             if i > 0:
-                delta = self.activations[i - 1].backward(delta @ self.weights[i].T, zs[i - 1], activations[i])
+                weights_t = self.weights[i].T
+                if delta.shape[1] == 1:
+                    upstream = np.multiply(delta, weights_t, out=upstreams[i - 1])
+                else:
+                    upstream = np.matmul(delta, weights_t, out=upstreams[i - 1])
+                delta = self.activations[i - 1].backward(upstream, zs[i - 1], activations[i], out=deltas[i - 1])
         return loss.value(zs[-1], output, y), output
 
     def state_dict(self) -> dict[str, np.ndarray]:

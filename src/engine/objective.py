@@ -20,6 +20,8 @@ class Objective:
         self.l2 = l2
 
     def penalty(self, net: MLP) -> float:
+        if not (self.l1 or self.l2):
+            return 0.0
         total = 0.0
         for w in net.weights:
             if self.l1:
@@ -36,6 +38,8 @@ class Objective:
     def value_and_gradient(self, net: MLP, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """``(J, output)``; ``dJ/dparams`` is left in ``net.grads``."""
         value, output = net.loss_and_gradient(x, y, self.loss)
+        if not (self.l1 or self.l2):
+            return value, output
         for w, g in zip(net.weights, net.weight_grads, strict=True):
             if self.l1:
                 g += self.l1 * np.sign(w)

@@ -33,7 +33,9 @@ import numpy as np
 
 
 class Optimizer:
-    """Base class: holds the buffers and the step count ``t``."""
+    """Base class: holds the buffers, the step count ``t`` and two scratch arrays, so
+    that a step allocates nothing (each update writes its temporaries into them with the
+    same operations, in the same order, as the expressions in the module docstring)."""
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, *, lr: float, weight_decay: float):
         self.params = params
@@ -41,11 +43,17 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = weight_decay
         self.t = 0
+        self._s1 = np.empty_like(params)
+        self._s2 = np.empty_like(params)
+        self._decayed = np.empty_like(params) if weight_decay else None
 
     def _decayed_gradient(self) -> np.ndarray:
-        if self.weight_decay:
-            return self.grads + self.weight_decay * self.params
-        return self.grads
+        """``grad + weight_decay * p`` (or ``grad`` itself without weight decay)."""
+        if not self.weight_decay:
+            return self.grads
+        np.multiply(self.params, self.weight_decay, out=self._decayed)
+        np.add(self.grads, self._decayed, out=self._decayed)
+        return self._decayed
 
     def step(self) -> None:
         self.t += 1
@@ -68,14 +76,21 @@ class SGD(Optimizer):
         self.buffer = np.zeros_like(params) if momentum else None
 
     def _update(self, g):
+        s1, s2 = self._s1, self._s2
         if self.momentum:
             if self.t == 1:
                 self.buffer[...] = g
             else:
                 self.buffer *= self.momentum
-                self.buffer += (1 - self.dampening) * g
-            g = g + self.momentum * self.buffer if self.nesterov else self.buffer
-        self.params -= self.lr * g
+                np.multiply(g, 1 - self.dampening, out=s1)
+                self.buffer += s1
+            if self.nesterov:
+                np.multiply(self.buffer, self.momentum, out=s1)
+                g = np.add(g, s1, out=s1)
+            else:
+                g = self.buffer
+        np.multiply(g, self.lr, out=s2)
+        self.params -= s2
 
 
 class Adagrad(Optimizer):
@@ -88,11 +103,15 @@ class Adagrad(Optimizer):
         self.sum = np.full_like(params, initial_accumulator_value)
 
     def _update(self, g):
+        s1, s2 = self._s1, self._s2
         clr = self.lr / (1 + (self.t - 1) * self.lr_decay)
-        self.sum += g * g
-        std = np.sqrt(self.sum)
+        np.multiply(g, g, out=s1)
+        self.sum += s1
+        std = np.sqrt(self.sum, out=s1)
         std += self.eps
-        self.params += (-clr * g) / std
+        np.multiply(g, -clr, out=s2)
+        s2 /= std
+        self.params += s2
 
 
 class RMSprop(Optimizer):
@@ -109,20 +128,31 @@ class RMSprop(Optimizer):
         self.buffer = np.zeros_like(params) if momentum > 0 else None
 
     def _update(self, g):
+        s1, s2 = self._s1, self._s2
         self.square_avg *= self.alpha
-        self.square_avg += (1 - self.alpha) * g * g
+        np.multiply(g, 1 - self.alpha, out=s1)
+        s1 *= g
+        self.square_avg += s1
         if self.centered:
-            self.grad_avg += (1 - self.alpha) * (g - self.grad_avg)
-            avg = np.sqrt(self.square_avg - self.grad_avg * self.grad_avg)
+            np.subtract(g, self.grad_avg, out=s1)
+            s1 *= 1 - self.alpha
+            self.grad_avg += s1
+            np.multiply(self.grad_avg, self.grad_avg, out=s1)
+            np.subtract(self.square_avg, s1, out=s1)
+            avg = np.sqrt(s1, out=s1)
         else:
-            avg = np.sqrt(self.square_avg)
+            avg = np.sqrt(self.square_avg, out=s1)
         avg += self.eps
         if self.momentum > 0:
             self.buffer *= self.momentum
-            self.buffer += g / avg
-            self.params -= self.lr * self.buffer
+            np.divide(g, avg, out=s2)
+            self.buffer += s2
+            np.multiply(self.buffer, self.lr, out=s2)
+            self.params -= s2
         else:
-            self.params += (-self.lr * g) / avg
+            np.multiply(g, -self.lr, out=s2)
+            s2 /= avg
+            self.params += s2
 
 
 class Adam(Optimizer):
@@ -138,18 +168,26 @@ class Adam(Optimizer):
         self.max_exp_avg_sq = np.zeros_like(params) if amsgrad else None
 
     def _update(self, g):
-        self.exp_avg += (1 - self.beta1) * (g - self.exp_avg)
+        s1, s2 = self._s1, self._s2
+        np.subtract(g, self.exp_avg, out=s1)
+        s1 *= 1 - self.beta1
+        self.exp_avg += s1
         self.exp_avg_sq *= self.beta2
-        self.exp_avg_sq += (1 - self.beta2) * g * g
+        np.multiply(g, 1 - self.beta2, out=s1)
+        s1 *= g
+        self.exp_avg_sq += s1
         step_size = self.lr / (1 - self.beta1**self.t)
         bias_correction2_sqrt = (1 - self.beta2**self.t) ** 0.5
         second_moment = self.exp_avg_sq
         if self.amsgrad:
             np.maximum(self.max_exp_avg_sq, self.exp_avg_sq, out=self.max_exp_avg_sq)
             second_moment = self.max_exp_avg_sq
-        denom = np.sqrt(second_moment) / bias_correction2_sqrt
+        denom = np.sqrt(second_moment, out=s1)
+        denom /= bias_correction2_sqrt
         denom += self.eps
-        self.params += (-step_size * self.exp_avg) / denom
+        np.multiply(self.exp_avg, -step_size, out=s2)
+        s2 /= denom
+        self.params += s2
 
 
 class AdamW(Adam):

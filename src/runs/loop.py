@@ -14,13 +14,14 @@ the end of the epoch.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.engine.encoding import encode_targets, predict_labels
+from src.engine.encoding import count_correct, encode_targets
 from src.engine.network import MLP
 from src.engine.objective import Objective
 from src.engine.optimizers import Optimizer
@@ -32,7 +33,7 @@ def evaluate(net: MLP, objective: Objective, x: np.ndarray, labels: np.ndarray) 
     """``(objective, accuracy)`` of the current parameters on ``x`` (n, n_in), labels (n,)."""
     x = x.astype(net.dtype, copy=False)
     value, output = objective.value(net, x, encode_targets(labels, net.sizes[-1], net.dtype))
-    return value, float(np.mean(predict_labels(output) == labels))
+    return value, count_correct(output, labels) / len(labels)
 
 
 @dataclass
@@ -82,25 +83,38 @@ def fit(
 
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(n) if shuffle and step < n else None
-            loss_sum, correct = 0.0, 0
-            for begin in range(0, n, step):
-                if order is None:
-                    xb, yb, lb = x[begin : begin + step], targets[begin : begin + step], labels[begin : begin + step]
-                else:
-                    idx = order[begin : begin + step]
-                    xb, yb, lb = x[idx], targets[idx], labels[idx]
-                batch_loss, output = objective.value_and_gradient(net, xb, yb)
-                if not np.isfinite(batch_loss):
+            if step == n:  # full batch: one update, the epoch's loss is that batch's
+                train_loss, output = objective.value_and_gradient(net, x, targets)
+                if not math.isfinite(train_loss):
                     result.diverged = True
                     break
                 optimizer.step()
-                loss_sum += batch_loss * len(lb)
-                correct += int(np.sum(predict_labels(output) == lb))
-            if result.diverged:
-                break
+                correct = count_correct(output, labels)
+            else:
+                order = rng.permutation(n) if shuffle else None
+                loss_sum, correct = 0.0, 0
+                for begin in range(0, n, step):
+                    if order is None:
+                        xb, yb, lb = (
+                            x[begin : begin + step],
+                            targets[begin : begin + step],
+                            labels[begin : begin + step],
+                        )
+                    else:
+                        idx = order[begin : begin + step]
+                        xb, yb, lb = x[idx], targets[idx], labels[idx]
+                    batch_loss, output = objective.value_and_gradient(net, xb, yb)
+                    if not math.isfinite(batch_loss):
+                        result.diverged = True
+                        break
+                    optimizer.step()
+                    loss_sum += batch_loss * len(lb)
+                    correct += count_correct(output, lb)
+                if result.diverged:
+                    break
+                train_loss = loss_sum / n
 
-            metrics = {TRAIN_LOSS: loss_sum / n, TRAIN_ACCURACY: correct / n}
+            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACCURACY: correct / n}
             if data.has_test:
                 metrics[TEST_LOSS], metrics[TEST_ACCURACY] = evaluate(net, objective, x_test, data.y_test)
             for name, value in metrics.items():

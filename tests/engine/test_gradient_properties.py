@@ -24,7 +24,14 @@ OUTPUT_SETUPS = [
 
 
 def test_gradcheck_runs_in_float64_for_float32_models(random_batch):
-    net = MLP([2, 5, 1], "sigmoid", "sigmoid", dtype=np.float32)
+    net = MLP(
+        [2, 5, 1],
+        hidden_activation="sigmoid",
+        output_activation="sigmoid",
+        bias=True,
+        leaky_slope=0.01,
+        dtype=np.float32,
+    )
     initialize(net, "xavier", np.random.default_rng(1))
     x, y = random_batch(1)
     assert check_gradients(net, Objective(get_loss("mse")), x, y) < 1e-6
@@ -41,7 +48,14 @@ def test_gradcheck_runs_in_float64_for_float32_models(random_batch):
 )
 def test_random_networks_pass_the_gradient_check(random_batch, widths, hidden, setup, bias, l2, seed):
     loss_name, output, n_out = setup
-    net = MLP([2, *widths, n_out], hidden, output, bias=bias, leaky_slope=0.2)
+    net = MLP(
+        [2, *widths, n_out],
+        hidden_activation=hidden,
+        output_activation=output,
+        bias=bias,
+        leaky_slope=0.2,
+        dtype=np.float64,
+    )
     initialize(net, "xavier", np.random.default_rng(seed))
     x, y = random_batch(n_out, seed=seed + 1)
     # Finite differences are meaningless at a kink of (leaky) ReLU, e.g. the exact zeros

@@ -12,7 +12,14 @@ from src.engine.objective import Objective
 
 @pytest.mark.parametrize("l1, l2", [(0.01, 0.0), (0.0, 0.1), (0.02, 0.05)])
 def test_penalties_are_in_the_loss_and_the_gradient(l1, l2, random_batch):
-    net = MLP([2, 4, 3, 1], "tanh", "sigmoid")
+    net = MLP(
+        [2, 4, 3, 1],
+        hidden_activation="tanh",
+        output_activation="sigmoid",
+        bias=True,
+        leaky_slope=0.01,
+        dtype=np.float64,
+    )
     initialize(net, "normal", np.random.default_rng(0))
     x, y = random_batch(1)
     plain, penalised = Objective(get_loss("bce")), Objective(get_loss("bce"), l1=l1, l2=l2)

@@ -85,7 +85,14 @@ def _our_trajectory(case, optimizer_preset):
     x = TRAJECTORIES[f"data/{case['data']}/x"]
     labels = TRAJECTORIES[f"data/{case['data']}/labels"]
     output = "softmax" if case["loss"] == "cross_entropy" else "sigmoid"
-    net = MLP(case["sizes"], hidden_activation=case["hidden"], output_activation=output, dtype=dtype)
+    net = MLP(
+        case["sizes"],
+        hidden_activation=case["hidden"],
+        output_activation=output,
+        bias=True,
+        leaky_slope=0.01,
+        dtype=dtype,
+    )
     net.params[...] = TRAJECTORIES[case["init"]]
     hyper = optimizer_preset(case["kind"], **_hyper(case["hyper"]))
     optimizer = build_optimizer(case["kind"], net.params, net.grads, **hyper)

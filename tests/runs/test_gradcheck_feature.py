@@ -16,7 +16,7 @@ def test_gradcheck_is_logged_at_start_and_end(compose_config, tracking_uri):
 
 
 def test_wrong_backprop_fails_the_gradcheck_and_the_run(compose_config, tracking_uri, monkeypatch):
-    monkeypatch.setattr(Tanh, "backward", lambda self, grad_a, z, a: grad_a * (1.0 - a))  # wrong derivative
+    monkeypatch.setattr(Tanh, "backward", lambda self, grad_a, z, a, out=None: grad_a * (1.0 - a))  # wrong derivative
     with pytest.raises(GradientCheckError, match="max relative error"):
         train_and_track(compose_config("trainer.gradcheck=true"))
     client = MlflowClient(tracking_uri)
