@@ -14,14 +14,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
 from src.runs.contract import FINAL_TRAIN_LOSS, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
-from src.runs.sweep import read_parent_run_id
-from src.runs.tracked_run import JobContext, train_and_track
 
 
-def job_context() -> JobContext:
+def job_context():
     """Parent run and tags of the current Hydra job."""
+    from src.runs.sweep import read_parent_run_id
+    from src.runs.tracked_run import JobContext
+
     hydra_cfg = HydraConfig.get()
     tags = {TAG_OVERRIDES: " ".join(hydra_cfg.overrides.task), TAG_OUTPUT_DIR: hydra_cfg.runtime.output_dir}
     if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -36,11 +38,20 @@ def main(cfg: DictConfig) -> float:
 
     An invalid config ends a single run with exit status 1 and a one-line message; in a
     multirun the error fails only that job (Hydra reports it when the sweep ends).
+
+    The figure worker (``src.runs.figure_worker``) starts before MLflow is imported, so
+    that it imports matplotlib on the other core meanwhile.
     """
-    job = job_context()
+    single = HydraConfig.get().mode != RunMode.MULTIRUN
+    worker, close_after = figure_worker.for_job(single, bool(cfg.get("tracking", {}).get("log_figures", True)))
     try:
-        return train_and_track(cfg, job).final_metrics[FINAL_TRAIN_LOSS]
+        from src.runs.tracked_run import train_and_track
+
+        return train_and_track(cfg, job_context(), worker).final_metrics[FINAL_TRAIN_LOSS]
     except ConfigError as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if not single:
             raise
         sys.exit(f"error: invalid config: {err}")
+    finally:
+        if close_after:
+            worker.close()

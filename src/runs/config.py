@@ -12,10 +12,11 @@ dotted key and the value, before anything is trained or tracked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -214,10 +215,11 @@ class RunConfig:
         return OPTIMIZERS[self.optimizer.name][1]
 
     def to_dict(self) -> dict:
-        return OmegaConf.to_container(OmegaConf.structured(self), resolve=True)
+        """Every section as nested plain dicts (what ``validate`` reads back)."""
+        return asdict(self)
 
     def to_yaml(self) -> str:
-        return OmegaConf.to_yaml(OmegaConf.structured(self))
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 SECTIONS = {

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from src.runs import figure_worker
 from src.runs.config import ConfigError, validate
 from src.runs.contract import PARENT_RUN_FILE, TAG_OVERRIDES, TAG_SWEEP, TAG_SWEEP_DIR
 from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri
@@ -54,9 +55,11 @@ class MlflowParentRun(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
         atexit.register(self._finish, "FAILED")
+        figure_worker.sweep_starts()
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        figure_worker.close_shared()
         self._finish("FINISHED")
 
     def _finish(self, status: str) -> None:

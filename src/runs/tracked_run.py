@@ -39,11 +39,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from src.engine.encoding import class_probabilities, encode_targets, predict_labels
+from src.engine.encoding import encode_targets
 from src.engine.gradcheck import check_gradients
 from src.runs import contract as c
 from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
+from src.runs.figure_worker import FigureJob, FigureWorker
 from src.runs.loop import TrainResult, evaluate, fit
 from src.runs.metric_writer import MetricWriter
 from src.runs.tracking import ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
@@ -71,13 +72,15 @@ class RunSummary:
     final_metrics: dict[str, float]
 
 
-def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummary:
+def train_and_track(cfg: DictConfig, job: JobContext | None = None, figures: FigureWorker | None = None) -> RunSummary:
     """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
     tracked), then train and log.
 
     Store round trips per run: the run's creation (with its tags), one ``log_batch`` of
     params, the per-epoch points from the ``MetricWriter`` thread, one ``log_batch`` of
-    summary metrics and tags, one upload of every artifact, and the model.
+    summary metrics and tags, one upload of every artifact, and the model. With a
+    ``FigureWorker`` the figures are drawn by its child process and uploaded when done;
+    without one they are drawn here.
     """
     run = validate(cfg)
     job = job or JobContext()
@@ -135,7 +138,7 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None) -> RunSummar
             metrics=[Metric(key, float(value), now, 0) for key, value in final.items()],
             tags=[RunTag(key, value) for key, value in end_tags.items()],
         )
-        _log_artifacts(run, parts, result, name)
+        _log_artifacts(client, experiment_id, run_id, run, parts, result, name, figures)
         if run.trainer.gradcheck and not result.diverged:
             _gradient_check(run, parts, step=result.epochs_run)
     log.info(_summary_line(name, run_id, result, final))
@@ -173,7 +176,16 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     return final
 
 
-def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: str) -> None:
+def _log_artifacts(
+    client: MlflowClient,
+    experiment_id: str,
+    run_id: str,
+    run: RunConfig,
+    parts: RunParts,
+    result: TrainResult,
+    name: str,
+    figures: FigureWorker | None,
+) -> None:
     """Weights, history, figures (``tracking.log_figures``) and the pyfunc model
     (``tracking.log_model``); matplotlib and MLflow's model flavour are imported only
     when they are used."""
@@ -186,28 +198,22 @@ def _log_artifacts(run: RunConfig, parts: RunParts, result: TrainResult, name: s
         history = pd.DataFrame({c.EPOCH: np.arange(1, result.epochs_run + 1), **result.history})
         history.to_parquet(out / c.HISTORY_FILE, index=False)
         (out / c.CONFIG_FILE).write_text(run.to_yaml())
-        with np.errstate(over="ignore", invalid="ignore"):
-            output = net.predict(data.x_train.astype(net.dtype))
         if run.tracking.log_figures:
-            from src.runs import figures
-
-            drawn = {
-                c.LEARNING_CURVE_FILE: figures.learning_curve(result.history, title=name),
-                c.DECISION_BOUNDARY_FILE: figures.decision_boundary(net, data, title=name),
-                c.PREDICTION_FILE: figures.ground_truth_vs_prediction(
-                    data.x_train, data.y_train, predict_labels(output), data.n_classes
-                ),
-            }
-            for filename, fig in drawn.items():
-                fig.savefig(out / filename, dpi=100)
-        mlflow.log_artifacts(str(out))
+            job = FigureJob(name, result.history, net.copy(), data)
+            if figures is not None:
+                figures.submit(client, run_id, job)
+            else:
+                job.draw(out)
+        client.log_artifacts(run_id, str(out))
         if run.tracking.log_model:
             from src.runs.pyfunc_model import log_pyfunc_model
 
-            example = data.x_train[:5].astype(net.dtype)
-            probabilities = class_probabilities(output[:5], net.output_activation)
-            model_uri = log_pyfunc_model(out / c.CONFIG_FILE, out / c.WEIGHTS_FILE, example, probabilities)
-            mlflow.set_tag(c.TAG_MODEL_URI, model_uri)
+            with np.errstate(over="ignore", invalid="ignore"):
+                output = net.predict(data.x_train[:5].astype(net.dtype))
+            model_uri = log_pyfunc_model(
+                client, experiment_id, run_id, out / c.CONFIG_FILE, out / c.WEIGHTS_FILE, output
+            )
+            client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
 
 
 def _progress_logger(name: str, epochs: int, every: int):

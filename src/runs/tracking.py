@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Mapping
@@ -54,9 +55,10 @@ def run_name(run) -> str:
     return f"{run.dataset.name}-{run.optimizer.name}-{shape}-{run.model.activation}-s{run.trainer.seed}"
 
 
+@functools.cache
 def git_tags() -> dict[str, str]:
     """The commit (and whether the tree is dirty) of the working directory, when it is a
-    git checkout."""
+    git checkout; asked once per process (a sweep's jobs share their code)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)

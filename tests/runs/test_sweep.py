@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from src.engine.encoding import predict_labels
-from src.runs.build import build_dataset, build_network
+from src.runs.build import build_dataset, load_network
 from src.runs.config import validate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,9 +64,7 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
         logged = validate(
             OmegaConf.create(yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml", str(local)))))
         )
-        net = build_network(logged)
-        with np.load(client.download_artifacts(run_id, "weights.npz", str(local)), allow_pickle=False) as weights:
-            net.load_state_dict(dict(weights))
+        net = load_network(logged, client.download_artifacts(run_id, "weights.npz", str(local)))
         data = build_dataset(logged)
         accuracy = np.mean(predict_labels(net.predict(data.x_train)) == data.y_train)
         assert accuracy == run.data.metrics["final_train_accuracy"]
@@ -74,6 +72,34 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
             OmegaConf.to_container(OmegaConf.structured(logged))["optimizer"]["name"]
             == run.data.params["optimizer.name"]
         )
+
+
+@pytest.mark.slow
+def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking_uri):
+    from src.analysis.loaders import load_history, load_runs
+
+    epochs = 1500
+    proc = _launch(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer.seed=range(4)",
+        f"trainer.epochs={epochs}",
+        "trainer.loss_threshold=null",
+        "tracking.log_figures=false",
+        "tracking.log_model=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    (parent,), children = _runs(client)
+    assert parent.info.status == "FINISHED" and len(children) == 4
+    assert sorted(r.data.params["trainer.seed"] for r in children) == ["0", "1", "2", "3"]
+    for run in children:
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        for key in ("train_loss", "train_accuracy"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == epochs
+    history = load_history(load_runs("backprop", tracking_uri=tracking_uri), tracking_uri=tracking_uri)
+    assert history.groupby("run_id").size().tolist() == [2 * epochs] * 4
 
 
 @pytest.mark.slow

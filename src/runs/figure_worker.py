@@ -1,0 +1,185 @@
+"""Run figures drawn by a child process, off the training path.
+
+Drawing a run's three PNGs costs about 0.3 s of matplotlib, plus about a second to
+import it. ``FigureWorker`` starts ``python -m src.runs.figure_worker`` once per
+process, early, so that the child imports matplotlib on the second core while the
+parent imports MLflow and trains. For every run the parent sends the run's history,
+network and data (``FigureJob``, pickled over the child's stdin) and goes on; the child
+writes the PNGs into a directory the parent named and answers on its stdout; the parent
+uploads them to their run when the answer is in: on ``collect()`` (called before each
+new job) and on ``close()``. A run's figures may therefore land a moment after the run
+finished; ``close()`` waits for all of them (the CLI calls it when a single run or a
+sweep ends). If the child dies, the parent draws the pending figures itself, so nothing
+is lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import pickle
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from src.engine.network import MLP
+from src.runs.datasets import Dataset
+
+if TYPE_CHECKING:  # the child never imports MLflow
+    from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+#: The worker a sweep shares across the jobs it runs in this process (see ``shared``).
+_shared: FigureWorker | None = None
+_sweep_in_this_process = False
+#: This process's ``RunFigures`` (made on first use).
+_figures = None
+
+
+@dataclass
+class FigureJob:
+    """What the figures of one run are drawn from."""
+
+    title: str
+    history: dict[str, list[float]]
+    net: MLP  # a copy without training buffers (``MLP.copy``)
+    data: Dataset
+
+    def draw(self, out_dir: Path) -> None:
+        """Write the PNGs into ``out_dir``, reusing this process's figures."""
+        global _figures
+        if _figures is None:
+            from src.runs.figures import RunFigures
+
+            _figures = RunFigures()
+        _figures.draw(self.history, self.net, self.data, self.title, out_dir)
+
+
+class FigureWorker:
+    """The parent's end: sends jobs, uploads finished figures to their runs."""
+
+    def __init__(self) -> None:
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "src.runs.figure_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        #: (client, run id, output directory, job) in the order they were sent
+        self._pending: deque[tuple[MlflowClient, str, Path, FigureJob]] = deque()
+
+    def submit(self, client: MlflowClient, run_id: str, job: FigureJob) -> None:
+        """Hand a run's figures to the child (or draw them here if it is gone)."""
+        self.collect()
+        out_dir = Path(tempfile.mkdtemp(prefix="figures-"))
+        self._pending.append((client, run_id, out_dir, job))
+        try:
+            pickle.dump((job, str(out_dir)), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._fall_back()
+
+    def collect(self, wait: bool = False) -> None:
+        """Upload the figures the child has finished (all of them with ``wait``)."""
+        while self._pending:
+            if not wait and not select.select([self._child.stdout], [], [], 0)[0]:
+                return
+            try:
+                error = pickle.load(self._child.stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                self._fall_back()
+                return
+            client, run_id, out_dir, job = self._pending.popleft()
+            if error:
+                log.warning("figures of run %s: the worker failed (%s); drawing them here", run_id, error)
+                job.draw(out_dir)
+            _upload(client, run_id, out_dir)
+
+    def close(self) -> None:
+        """Wait for every pending figure, upload it, and stop the child."""
+        self.collect(wait=True)
+        if self._child.stdin and not self._child.stdin.closed:
+            try:
+                self._child.stdin.close()
+            except OSError:
+                pass
+        self._child.wait(timeout=60)
+
+    def _fall_back(self) -> None:
+        """The child is gone: draw what it had not answered in this process."""
+        log.warning("the figure worker stopped; drawing %d pending figure set(s) in this process", len(self._pending))
+        while self._pending:
+            client, run_id, out_dir, job = self._pending.popleft()
+            job.draw(out_dir)
+            _upload(client, run_id, out_dir)
+
+
+def for_job(single_run: bool, log_figures: bool) -> tuple[FigureWorker | None, bool]:
+    """``(worker, close it after the job)`` for a job: its own worker for a single run,
+    the shared one for a sweep whose jobs run in this process (the basic launcher), none
+    where jobs run in worker processes (their figures are drawn in place)."""
+    if not log_figures:
+        return None, False
+    if single_run:
+        return FigureWorker(), True
+    if _sweep_in_this_process:
+        return shared(), False
+    return None, False
+
+
+def sweep_starts() -> None:
+    """Called by the sweep callback: the sweep's jobs may share this process's worker."""
+    global _sweep_in_this_process
+    _sweep_in_this_process = True
+
+
+def shared() -> FigureWorker:
+    """The process's worker for a sweep whose jobs run in this process: started by the
+    first job, closed by ``close_shared`` when the sweep ends (or at exit)."""
+    global _shared
+    if _shared is None:
+        _shared = FigureWorker()
+        atexit.register(close_shared)
+    return _shared
+
+
+def close_shared() -> None:
+    global _shared
+    if _shared is not None:
+        worker, _shared = _shared, None
+        worker.close()
+
+
+def _upload(client: MlflowClient, run_id: str, out_dir: Path) -> None:
+    try:
+        client.log_artifacts(run_id, str(out_dir))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def main() -> None:
+    """The child: draw every job read from stdin; answer ``None`` or the error text."""
+    import matplotlib  # noqa: F401  (imported up front, while the parent is busy)
+
+    import src.runs.figures  # noqa: F401
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            job, out_dir = pickle.load(stdin)
+        except EOFError:
+            return
+        try:
+            job.draw(Path(out_dir))
+            answer = None
+        except Exception as err:  # reported to the parent, which draws the figures itself
+            answer = f"{type(err).__name__}: {err}"
+        pickle.dump(answer, stdout)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Throughput of the harness, measured side by side in one run, as ratios.
+
+    uv run python tests/benchmarks/bench_harness.py [--baseline b31beb1] [--only engine,startup,...]
+
+Sections (each prints its measurements and the ratio the target is stated in):
+
+* ``startup``: ``python -m src.train trainer.epochs=10`` against the floor
+  ``python -c "import mlflow; ... MlflowClient('sqlite:///x.db').search_experiments()"``
+  on an existing store, and the baseline commit's same command; medians, interleaved.
+* ``bookkeeping``: marginal cost of one more run in a sweep (figures and model
+  included): ``(T(17 jobs) - T(1 job)) / 16``, this tree against the baseline.
+* ``logging``: a 50 000-epoch run's tracked ``train_seconds`` against the same training
+  untracked (``fit`` in this process), and the epochs ``load_history`` returns.
+* ``parallel``: a 16-job sweep on ``hydra/launcher=joblib`` against the basic launcher.
+* ``engine``: seconds per epoch of the engine against PyTorch (float64 and float32),
+  scikit-learn's ``MLPClassifier`` and a naive NumPy loop (``peers.py``), single-threaded
+  BLAS, interleaved; PyTorch and scikit-learn are skipped with a message when absent.
+
+The baseline is checked out with ``git worktree`` into a temporary directory and run
+with the same interpreter and store layout. Every run goes to temporary sqlite stores;
+nothing is left behind. The machine is shared and noisy: trust the ratios, not the
+absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SECTIONS = ("startup", "bookkeeping", "logging", "parallel", "engine")
+FLOOR = "import mlflow; from mlflow.tracking import MlflowClient; MlflowClient('sqlite:///x.db').search_experiments()"
+
+
+class Tree:
+    """A checkout whose ``python -m src.train`` is run: this tree, or the baseline's."""
+
+    def __init__(self, name: str, root: Path | None):
+        self.name, self.root = name, root
+
+    def env(self, workdir: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
+        if self.root is not None:  # the baseline's src shadows the installed package
+            env["PYTHONPATH"] = str(self.root)
+        return env
+
+    def train(self, workdir: Path, *overrides: str, multirun: bool = False) -> float:
+        """Seconds of wall time of one ``python -m src.train`` in ``workdir``."""
+        where = (
+            f"hydra.sweep.dir={workdir / 'sweeps' / str(time.time_ns())}"
+            if multirun
+            else (f"hydra.run.dir={workdir / 'runs' / str(time.time_ns())}")
+        )
+        command = [sys.executable, "-m", "src.train", *(["-m"] if multirun else []), where, *overrides]
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=workdir, env=self.env(workdir), capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{self.name}: {' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+        return elapsed
+
+
+def fresh_store(tree: Tree, root: Path, label: str) -> Path:
+    """A working directory with a created store (the first start-up is not measured)."""
+    workdir = root / label
+    workdir.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", FLOOR.replace("x.db", "mlflow.db")],
+        cwd=workdir,
+        env=tree.env(workdir),
+        check=True,
+        capture_output=True,
+    )
+    return workdir
+
+
+def ratio_line(what: str, value: float, target: str, met: bool) -> str:
+    return f"  {what:<58} {value:8.2f}   target {target:<10} {'met' if met else 'NOT MET'}"
+
+
+def bench_startup(trees: list[Tree], root: Path, repeats: int) -> list[str]:
+    workdirs = {tree.name: fresh_store(tree, root, f"startup-{tree.name}") for tree in trees}
+    floor_dir = workdirs[trees[0].name]
+    floor_env = trees[0].env(floor_dir)
+    times: dict[str, list[float]] = {"floor": [], **{tree.name: [] for tree in trees}}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FLOOR], cwd=floor_dir, env=floor_env, check=True, capture_output=True)
+        times["floor"].append(time.perf_counter() - start)
+        for tree in trees:
+            times[tree.name].append(tree.train(workdirs[tree.name], "trainer.epochs=10"))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print("startup (median wall seconds): " + ", ".join(f"{k} {v:.2f}" for k, v in median.items()))
+    lines = [
+        ratio_line(
+            "start-up: this tree / floor",
+            median["this"] / median["floor"],
+            "<= 1.25",
+            median["this"] / median["floor"] <= 1.25,
+        )
+    ]
+    if "baseline" in median:
+        lines.append(f"  {'start-up: baseline / floor':<58} {median['baseline'] / median['floor']:8.2f}")
+    return lines
+
+
+def bench_bookkeeping(trees: list[Tree], root: Path, jobs: int) -> list[str]:
+    marginal = {}
+    for tree in trees:
+        workdir = fresh_store(tree, root, f"bookkeeping-{tree.name}")
+        common = ["trainer.epochs=200", "trainer.loss_threshold=null"]
+        one = tree.train(workdir, "trainer.seed=0", *common, multirun=True)
+        many = tree.train(workdir, f"trainer.seed=range({jobs})", *common, multirun=True)
+        marginal[tree.name] = (many - one) / (jobs - 1)
+        print(
+            f"bookkeeping {tree.name}: 1 job {one:.2f} s, {jobs} jobs {many:.2f} s, "
+            f"marginal {marginal[tree.name]:.3f} s per run"
+        )
+    if "baseline" not in marginal:
+        return [f"  {'marginal seconds per run in a sweep (no baseline)':<58} {marginal['this']:8.3f}"]
+    ratio = marginal["this"] / marginal["baseline"]
+    return [ratio_line("marginal cost per run: this tree / baseline", ratio, "<= 0.25", ratio <= 0.25)]
+
+
+def bench_logging(trees: list[Tree], root: Path, epochs: int) -> list[str]:
+    from hydra import compose, initialize_config_dir
+    from mlflow.tracking import MlflowClient
+
+    from src.analysis.loaders import load_history, load_runs
+    from src.runs.build import assemble
+    from src.runs.config import CONF_DIR, validate
+    from src.runs.loop import fit
+
+    overrides = [
+        f"trainer.epochs={epochs}",
+        "trainer.loss_threshold=null",
+        "tracking.log_figures=false",
+        "tracking.log_model=false",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        run = validate(compose(config_name="config", overrides=overrides))
+    parts = assemble(run)
+    untracked = fit(parts.net, parts.optimizer, parts.objective, parts.data, epochs, parts.shuffle_rng).seconds
+    lines = []
+    for tree in trees:
+        workdir = fresh_store(tree, root, f"logging-{tree.name}")
+        tree.train(workdir, *overrides)
+        uri = f"sqlite:///{workdir / 'mlflow.db'}"
+        (tracked_run,) = MlflowClient(uri).search_runs(
+            [MlflowClient(uri).get_experiment_by_name("backprop").experiment_id]
+        )
+        tracked = tracked_run.data.metrics["train_seconds"]
+        print(f"logging {tree.name}: {epochs} epochs tracked {tracked:.2f} s, untracked {untracked:.2f} s")
+        if tree.name == "this":
+            history = load_history(load_runs("backprop", sweep="all", tracking_uri=uri), tracking_uri=uri)
+            stored = history[history["metric"] == "train_loss"]["epoch"].nunique()
+            in_mlflow = len(MlflowClient(uri).get_metric_history(tracked_run.info.run_id, "train_loss"))
+            lines.append(
+                ratio_line(
+                    "50k-epoch run: tracked / untracked train_seconds",
+                    tracked / untracked,
+                    "<= 1.2",
+                    tracked / untracked <= 1.2,
+                )
+            )
+            lines.append(
+                f"  {'epochs in load_history / points in MLflow metric history':<58} {stored:>8} / {in_mlflow}"
+            )
+        else:
+            lines.append(f"  {'50k-epoch run, baseline: tracked / untracked':<58} {tracked / untracked:8.2f}")
+    return lines
+
+
+def bench_parallel(tree: Tree, root: Path, jobs: int) -> list[str]:
+    workdir = fresh_store(tree, root, "parallel")
+    sweep = [f"trainer.seed=range({jobs})", "trainer.epochs=3000", "trainer.loss_threshold=null"]
+    basic = tree.train(workdir, *sweep, multirun=True)
+    joblib = tree.train(workdir, "hydra/launcher=joblib", *sweep, multirun=True)
+    print(f"parallel: {jobs} jobs basic {basic:.2f} s, joblib {joblib:.2f} s ({os.cpu_count()} cores)")
+    return [ratio_line(f"{jobs}-job sweep throughput: joblib / basic", basic / joblib, ">= 1.7", basic / joblib >= 1.7)]
+
+
+ENGINE_WORKLOADS = [
+    (21, 8, 2000, np.float64),
+    (100, 32, 2000, np.float64),
+    (10_000, 64, 30, np.float64),
+    (10_000, 64, 30, np.float32),
+]
+
+
+def bench_engine(repeats: int) -> list[str]:
+    from peers import PEERS
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        print("engine: PyTorch is not installed; its column is skipped (pip install torch)")
+    rng = np.random.default_rng(0)
+    lines = []
+    for n, hidden, epochs, dtype in ENGINE_WORKLOADS:
+        x = rng.normal(size=(n, 2))
+        y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+        runs = {name: make(x, y, hidden, epochs, dtype) for name, make in PEERS.items()}
+        runs = {name: run for name, run in runs.items() if run is not None}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for _ in range(repeats):
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    run()
+                    times[name].append((time.perf_counter() - start) / epochs)
+        best = {name: min(values) for name, values in times.items()}
+        label = f"N={n}, H={hidden}, {np.dtype(dtype).name}"
+        print(f"engine {label}: " + ", ".join(f"{k} {v * 1e6:.1f} us/epoch" for k, v in best.items()))
+        tiny = n <= 100 and hidden <= 32
+        for peer, value in best.items():
+            if peer == "project":
+                continue
+            speedup = value / best["project"]
+            if tiny and peer == "pytorch":
+                target, met = ">= 8", speedup >= 8
+            elif tiny and peer == "sklearn":
+                target, met = ">= 2.5", speedup >= 2.5
+            elif peer == "pytorch" and dtype == np.float32:
+                target, met = ">= 0.77", speedup >= 1 / 1.3
+            else:
+                target, met = ">= 1", speedup >= 1
+            lines.append(ratio_line(f"engine {label}: {peer} time / project time", speedup, target, met))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="b31beb1", help="commit to compare against ('' for none)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {sorted(unknown)}; expected {SECTIONS}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        root = Path(tmp)
+        trees = [Tree("this", None)]
+        if args.baseline and set(sections) & {"startup", "bookkeeping", "logging"}:
+            worktree = root / "baseline-tree"
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.baseline],
+                check=True,
+                capture_output=True,
+            )
+            trees.append(Tree("baseline", worktree))
+        try:
+            if "engine" in sections:
+                results += bench_engine(args.repeats)
+            if "startup" in sections:
+                results += bench_startup(trees, root, args.repeats)
+            if "bookkeeping" in sections:
+                results += bench_bookkeeping(trees, root, jobs=17)
+            if "logging" in sections:
+                results += bench_logging(trees, root, epochs=50_000)
+            if "parallel" in sections:
+                results += bench_parallel(trees[0], root, jobs=16)
+        finally:
+            if len(trees) > 1:
+                subprocess.run(
+                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(trees[1].root)], capture_output=True
+                )
+    print(f"\nratios (this tree at {git_head()}, baseline {args.baseline or 'none'}):")
+    print("\n".join(results))
+
+
+def git_head() -> str:
+    proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or "?"
+
+
+if __name__ == "__main__":
+    main()
