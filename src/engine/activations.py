@@ -1,7 +1,7 @@
 """Element-wise (and row-wise, for softmax) activation functions.
 
-Every activation maps pre-activations ``z`` of shape (n, k) to activations ``a`` of
-the same shape. ``backward`` turns the upstream gradient ``dL/da`` into ``dL/dz``
+Every activation maps pre-activations ``z`` of shape (n, k), or (m, n, k) for a stack
+of m networks, to activations ``a`` of the same shape. ``backward`` turns the upstream gradient ``dL/da`` into ``dL/dz``
 using whichever of ``z`` and ``a`` gives the exact derivative most cheaply:
 
 =============  ==========================  ======================================
@@ -115,12 +115,12 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, out=None):
-        shifted = z - z.max(axis=1, keepdims=True)
+        shifted = z - z.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
-        return e / e.sum(axis=1, keepdims=True)
+        return e / e.sum(axis=-1, keepdims=True)
 
     def backward(self, grad_a, z, a, out=None):
-        return a * (grad_a - np.sum(grad_a * a, axis=1, keepdims=True))
+        return a * (grad_a - np.sum(grad_a * a, axis=-1, keepdims=True))
 
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")

@@ -1,8 +1,9 @@
 """Loss functions with the mean reduction of PyTorch's ``reduction="mean"``.
 
-Targets ``y`` have the shape of the network output, (n, k): 0/1 labels for k == 1,
-one-hot rows for k > 1. Each loss returns its value and the gradient with respect to
-the output layer's pre-activations ``z``, always under the same reduction:
+Targets ``y`` have the shape of the network output, (n, k) (or (m, n, k) for a stack of
+m networks, each reduced on its own): 0/1 labels for k == 1, one-hot rows for k > 1.
+Each loss returns its value and the gradient with respect to the output layer's
+pre-activations ``z``, always under the same reduction:
 
 * ``mse``: ``L = sum((a - y)**2) / (n*k)``, ``dL/da = 2 (a - y) / (n*k)``, then
   chained through the output activation (any output activation).
@@ -20,13 +21,15 @@ import numpy as np
 from src.engine.activations import Activation
 
 
-def _mean(values: np.ndarray) -> float:
-    """``float(np.mean(values))``, without ``np.mean``'s Python-level overhead."""
-    return float(np.add.reduce(values, axis=None) / values.size)
-
-
 class Loss:
-    """``value(z, a, y) -> float`` and ``grad_z(z, a, y, output) -> (n, k) array``."""
+    """``value(z, a, y) -> float``, ``values(z, a, y) -> (m,)`` for a stack of m networks
+    (arrays (m, n, k)), and ``grad_z(z, a, y, output)`` of ``z``'s shape.
+
+    A loss is the mean of its ``terms``: one per output element (mse, bce) or per row
+    (cross_entropy). ``value`` and ``values`` reduce the same terms in the same order
+    (pairwise over one network's contiguous terms), so a network in a stack gets the very
+    value it would get alone.
+    """
 
     name: str = ""
     #: Output activation the loss is fused with, or None when it accepts any.
@@ -34,8 +37,17 @@ class Loss:
     #: Most classes the loss can separate (None: any number).
     max_classes: int | None = None
 
-    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+    def terms(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def value(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> float:
+        t = self.terms(z, a, y)
+        return float(np.add.reduce(t, axis=None) / t.size)
+
+    def values(self, z: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        t = self.terms(z, a, y)
+        per_network = t.reshape(t.shape[0], -1)
+        return np.add.reduce(per_network, axis=1) / per_network.shape[1]
 
     def grad_z(self, z: np.ndarray, a: np.ndarray, y: np.ndarray, output: Activation) -> np.ndarray:
         raise NotImplementedError
@@ -44,12 +56,12 @@ class Loss:
 class MSE(Loss):
     name = "mse"
 
-    def value(self, z, a, y):
+    def terms(self, z, a, y):
         diff = a - y
-        return _mean(diff * diff)
+        return diff * diff
 
     def grad_z(self, z, a, y, output):
-        return output.backward((2.0 / a.size) * (a - y), z, a)
+        return output.backward((2.0 / (a.shape[-2] * a.shape[-1])) * (a - y), z, a)
 
 
 class BinaryCrossEntropy(Loss):
@@ -57,24 +69,24 @@ class BinaryCrossEntropy(Loss):
     required_output = "sigmoid"
     max_classes = 2
 
-    def value(self, z, a, y):
-        return _mean(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    def terms(self, z, a, y):
+        return np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
     def grad_z(self, z, a, y, output):
-        return (a - y) / a.size
+        return (a - y) / (a.shape[-2] * a.shape[-1])
 
 
 class CrossEntropy(Loss):
     name = "cross_entropy"
     required_output = "softmax"
 
-    def value(self, z, a, y):
-        z_max = z.max(axis=1, keepdims=True)
-        log_sum_exp = z_max[:, 0] + np.log(np.exp(z - z_max).sum(axis=1))
-        return _mean(log_sum_exp - np.add.reduce(z * y, axis=1))
+    def terms(self, z, a, y):
+        z_max = z.max(axis=-1, keepdims=True)
+        log_sum_exp = z_max[..., 0] + np.log(np.exp(z - z_max).sum(axis=-1))
+        return log_sum_exp - np.add.reduce(z * y, axis=-1)
 
     def grad_z(self, z, a, y, output):
-        return (a - y) / a.shape[0]
+        return (a - y) / a.shape[-2]
 
 
 LOSSES = {cls.name: cls for cls in (MSE, BinaryCrossEntropy, CrossEntropy)}

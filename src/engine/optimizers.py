@@ -25,6 +25,11 @@ Operations are ordered as in PyTorch's single-tensor CPU implementation
 Constructors take every hyperparameter by keyword and have no defaults: the values live
 in the presets of ``conf/optimizer/`` (PyTorch's defaults, plus the harness's learning
 rates), and ``build_optimizer`` passes them on.
+
+A stack of m networks (``src.engine.stacked``) has parameters of shape (m, P); its
+numeric hyperparameters may then be (m, 1) arrays, one value per network. What decides
+which buffers exist (momentum or weight decay on or off, Nesterov, AMSGrad, centered)
+and the betas (whose powers are taken) must be the same for the whole stack.
 """
 
 from __future__ import annotations
@@ -45,11 +50,11 @@ class Optimizer:
         self.t = 0
         self._s1 = np.empty_like(params)
         self._s2 = np.empty_like(params)
-        self._decayed = np.empty_like(params) if weight_decay else None
+        self._decayed = np.empty_like(params) if np.any(weight_decay) else None
 
     def _decayed_gradient(self) -> np.ndarray:
         """``grad + weight_decay * p`` (or ``grad`` itself without weight decay)."""
-        if not self.weight_decay:
+        if self._decayed is None:
             return self.grads
         np.multiply(self.params, self.weight_decay, out=self._decayed)
         np.add(self.grads, self._decayed, out=self._decayed)
@@ -68,16 +73,16 @@ class SGD(Optimizer):
 
     def __init__(self, params, grads, *, lr, momentum, dampening, nesterov, weight_decay):
         super().__init__(params, grads, lr=lr, weight_decay=weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
+        if nesterov and (np.any(np.asarray(momentum) <= 0) or np.any(np.asarray(dampening) != 0)):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
         self.momentum = momentum
         self.dampening = dampening
         self.nesterov = nesterov
-        self.buffer = np.zeros_like(params) if momentum else None
+        self.buffer = np.zeros_like(params) if np.any(momentum) else None
 
     def _update(self, g):
         s1, s2 = self._s1, self._s2
-        if self.momentum:
+        if self.buffer is not None:
             if self.t == 1:
                 self.buffer[...] = g
             else:
@@ -125,7 +130,7 @@ class RMSprop(Optimizer):
         self.centered = centered
         self.square_avg = np.zeros_like(params)
         self.grad_avg = np.zeros_like(params) if centered else None
-        self.buffer = np.zeros_like(params) if momentum > 0 else None
+        self.buffer = np.zeros_like(params) if np.any(np.asarray(momentum) > 0) else None
 
     def _update(self, g):
         s1, s2 = self._s1, self._s2
@@ -143,7 +148,7 @@ class RMSprop(Optimizer):
         else:
             avg = np.sqrt(self.square_avg, out=s1)
         avg += self.eps
-        if self.momentum > 0:
+        if self.buffer is not None:
             self.buffer *= self.momentum
             np.divide(g, avg, out=s2)
             self.buffer += s2
@@ -195,7 +200,7 @@ class AdamW(Adam):
 
     def step(self) -> None:
         self.t += 1
-        if self.weight_decay:
+        if np.any(self.weight_decay):
             self.params *= 1 - self.lr * self.weight_decay
         self._update(self.grads)
 

@@ -34,7 +34,13 @@ def job_context():
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Train and track one configuration; returns the final training loss (for sweepers).
+    """Train and track one configuration; returns the final training loss (for sweepers)."""
+    return run_job(cfg)
+
+
+def run_job(cfg: DictConfig, trained=None) -> float:
+    """The body of a Hydra job: ``main``'s, or the stacked launcher's with the job's
+    ``trained`` stack result (``src.runs.loop.StackResult``).
 
     An invalid config ends a single run with exit status 1 and a one-line message; in a
     multirun the error fails only that job (Hydra reports it when the sweep ends).
@@ -47,7 +53,7 @@ def main(cfg: DictConfig) -> float:
     try:
         from src.runs.tracked_run import train_and_track
 
-        return train_and_track(cfg, job_context(), worker).final_metrics[FINAL_TRAIN_LOSS]
+        return train_and_track(cfg, job_context(), worker, trained).final_metrics[FINAL_TRAIN_LOSS]
     except ConfigError as err:
         if not single:
             raise

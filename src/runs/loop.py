@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from src.engine.encoding import count_correct, encode_targets
+from src.engine.losses import Loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
 from src.engine.optimizers import Optimizer
+from src.engine.stacked import StackedMLP
 from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from src.runs.datasets import Dataset
 
@@ -128,3 +130,69 @@ def fit(
 
     result.seconds = time.perf_counter() - start
     return result
+
+
+@dataclass
+class StackResult:
+    """What one network of a stack produced: its ``TrainResult`` (``seconds`` is the stack's
+    wall time shared evenly), its final parameters and the wall-clock time of each epoch."""
+
+    result: TrainResult
+    params: np.ndarray
+    epoch_times: np.ndarray  # seconds since the epoch, one per epoch run
+
+
+def fit_stacked(
+    stack: StackedMLP,
+    optimizer: Optimizer,
+    loss: Loss,
+    datasets: list[Dataset],
+    epochs: int,
+    loss_threshold: float | None = None,
+) -> list[StackResult]:
+    """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
+    trains one network alone: each network keeps its history up to its own early stop
+    (threshold reached, or a non-finite loss, whose update is not applied) and its
+    parameters as they were then. Training goes on until every network has stopped."""
+    m, n = stack.size, len(datasets[0].y_train)
+    x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
+    labels = np.stack([d.y_train for d in datasets])
+    targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
+    losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
+    epochs_run = np.zeros(m, dtype=np.int64)
+    reached, diverged = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
+    final = stack.params.copy()
+    active = np.ones(m, dtype=bool)
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, epochs + 1):
+            values, output = stack.loss_and_gradient(x, targets, loss)
+            failing = active & ~np.isfinite(values)
+            if failing.any():
+                diverged |= failing
+                final[failing] = stack.params[failing]
+                active &= ~failing
+                if not active.any():
+                    break
+            optimizer.step()
+            predicted = output[..., 0] > 0.5 if output.shape[-1] == 1 else output.argmax(axis=-1)
+            losses[epoch - 1] = values
+            accuracies[epoch - 1] = np.count_nonzero(predicted == labels, axis=1) / n
+            times[epoch - 1] = time.time()
+            epochs_run[active] = epoch
+            if loss_threshold is not None:
+                stopping = active & (values < loss_threshold)
+                reached |= stopping
+                final[stopping] = stack.params[stopping]
+                active &= ~stopping
+            if not active.any():
+                break
+    final[active] = stack.params[active]
+    seconds = (time.perf_counter() - start) / m
+    results = []
+    for j in range(m):
+        run = int(epochs_run[j])
+        history = {TRAIN_LOSS: losses[:run, j].tolist(), TRAIN_ACCURACY: accuracies[:run, j].tolist()}
+        result = TrainResult(history, run, run if reached[j] else None, bool(diverged[j]), seconds)
+        results.append(StackResult(result, final[j], times[:run].copy()))
+    return results

@@ -58,9 +58,10 @@ class MetricWriter:
         self._thread = threading.Thread(target=self._loop, name=f"metrics-{run_id[:8]}", daemon=True)
         self._thread.start()
 
-    def add(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Record one epoch (called from the training loop; never blocks on the store)."""
-        point = (epoch, int(time.time() * 1000), metrics)
+    def add(self, epoch: int, metrics: Mapping[str, float], timestamp: float | None = None) -> None:
+        """Record one epoch (called from the training loop; never blocks on the store).
+        ``timestamp``: when the epoch ran, in seconds since the epoch (default: now)."""
+        point = (epoch, int((time.time() if timestamp is None else timestamp) * 1000), metrics)
         self._last = point
         if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:
             self.pending.append(point)

@@ -45,7 +45,7 @@ from src.runs import contract as c
 from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
 from src.runs.figure_worker import FigureJob, FigureWorker
-from src.runs.loop import TrainResult, evaluate, fit
+from src.runs.loop import StackResult, TrainResult, evaluate, fit
 from src.runs.metric_writer import MetricWriter
 from src.runs.tracking import ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
 
@@ -72,7 +72,12 @@ class RunSummary:
     final_metrics: dict[str, float]
 
 
-def train_and_track(cfg: DictConfig, job: JobContext | None = None, figures: FigureWorker | None = None) -> RunSummary:
+def train_and_track(
+    cfg: DictConfig,
+    job: JobContext | None = None,
+    figures: FigureWorker | None = None,
+    trained: StackResult | None = None,
+) -> RunSummary:
     """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
     tracked), then train and log.
 
@@ -80,7 +85,9 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None, figures: Fig
     params, the per-epoch points from the ``MetricWriter`` thread, one ``log_batch`` of
     summary metrics and tags, one upload of every artifact, and the model. With a
     ``FigureWorker`` the figures are drawn by its child process and uploaded when done;
-    without one they are drawn here.
+    without one they are drawn here. ``trained``: the run was trained in a stack
+    (``src.runs.stacked_launcher``); its history and parameters are logged as if it had
+    trained here.
     """
     run = validate(cfg)
     job = job or JobContext()
@@ -104,20 +111,23 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None, figures: Fig
             progress(epoch, metrics)
 
         try:
-            if run.trainer.gradcheck:
-                _gradient_check(run, parts, step=0)
-            result = fit(
-                parts.net,
-                parts.optimizer,
-                parts.objective,
-                parts.data,
-                epochs=run.trainer.epochs,
-                rng=parts.shuffle_rng,
-                batch_size=run.trainer.batch_size,
-                shuffle=run.trainer.shuffle,
-                loss_threshold=run.trainer.loss_threshold,
-                on_epoch=on_epoch,
-            )
+            if trained is not None:
+                result = _replay(trained, parts, writer)
+            else:
+                if run.trainer.gradcheck:
+                    _gradient_check(run, parts, step=0)
+                result = fit(
+                    parts.net,
+                    parts.optimizer,
+                    parts.objective,
+                    parts.data,
+                    epochs=run.trainer.epochs,
+                    rng=parts.shuffle_rng,
+                    batch_size=run.trainer.batch_size,
+                    shuffle=run.trainer.shuffle,
+                    loss_threshold=run.trainer.loss_threshold,
+                    on_epoch=on_epoch,
+                )
         except KeyboardInterrupt:
             writer.close()
             client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
@@ -143,6 +153,15 @@ def train_and_track(cfg: DictConfig, job: JobContext | None = None, figures: Fig
             _gradient_check(run, parts, step=result.epochs_run)
     log.info(_summary_line(name, run_id, result, final))
     return RunSummary(run_id, name, result, final)
+
+
+def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> TrainResult:
+    """Put a stacked run's parameters into its network and its epochs into the writer."""
+    parts.net.params[...] = trained.params
+    history = trained.result.history
+    for index, timestamp in enumerate(trained.epoch_times):
+        writer.add(index + 1, {name: values[index] for name, values in history.items()}, timestamp)
+    return trained.result
 
 
 def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
