@@ -66,9 +66,9 @@ class Tanh(Activation):
         return np.tanh(z, out=out)
 
     def backward(self, grad_a, z, a, out=None):
-        slope = np.multiply(a, a)
+        slope = np.multiply(a, a, out=out)
         np.subtract(1.0, slope, out=slope)
-        return np.multiply(grad_a, slope, out=out)
+        return np.multiply(grad_a, slope, out=slope)
 
 
 class ReLU(Activation):

@@ -87,10 +87,10 @@ class StackedMLP:
             if self.bias:
                 np.matmul(ones, delta, out=self.bias_grads[i])
             if i > 0:
-                weights_t = self.weights[i].transpose(0, 2, 1)
                 if delta.shape[-1] == 1:
-                    upstream = np.multiply(delta, weights_t, out=upstreams[i - 1])
-                else:
+                    upstream = np.multiply(delta, self.weights[i].transpose(0, 2, 1), out=upstreams[i - 1])
+                else:  # a contiguous W^T: NumPy's batched product is faster, and exactly the same
+                    weights_t = np.ascontiguousarray(self.weights[i].transpose(0, 2, 1))
                     upstream = np.matmul(delta, weights_t, out=upstreams[i - 1])
                 delta = self.activations[i - 1].backward(upstream, zs[i - 1], activations[i], out=deltas[i - 1])
         return loss.values(zs[-1], output, y), output

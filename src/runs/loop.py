@@ -157,6 +157,8 @@ def fit_stacked(
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
+    if stack.sizes[-1] == 1:
+        labels = labels.astype(bool)  # compared with output > 0.5
     targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
     losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
     epochs_run = np.zeros(m, dtype=np.int64)
@@ -171,23 +173,26 @@ def fit_stacked(
             if failing.any():
                 diverged |= failing
                 final[failing] = stack.params[failing]
+                epochs_run[failing] = epoch - 1
                 active &= ~failing
                 if not active.any():
                     break
             optimizer.step()
             predicted = output[..., 0] > 0.5 if output.shape[-1] == 1 else output.argmax(axis=-1)
             losses[epoch - 1] = values
-            accuracies[epoch - 1] = np.count_nonzero(predicted == labels, axis=1) / n
+            accuracies[epoch - 1] = np.add.reduce(predicted == labels, axis=1) / n
             times[epoch - 1] = time.time()
-            epochs_run[active] = epoch
             if loss_threshold is not None:
                 stopping = active & (values < loss_threshold)
-                reached |= stopping
-                final[stopping] = stack.params[stopping]
-                active &= ~stopping
-            if not active.any():
-                break
+                if stopping.any():
+                    reached |= stopping
+                    final[stopping] = stack.params[stopping]
+                    epochs_run[stopping] = epoch
+                    active &= ~stopping
+                    if not active.any():
+                        break
     final[active] = stack.params[active]
+    epochs_run[active] = epoch
     seconds = (time.perf_counter() - start) / m
     results = []
     for j in range(m):

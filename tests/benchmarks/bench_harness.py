@@ -12,6 +12,9 @@ Sections (each prints its measurements and the ratio the target is stated in):
 * ``logging``: a 50 000-epoch run's tracked ``train_seconds`` against the same training
   untracked (``fit`` in this process), and the epochs ``load_history`` returns.
 * ``parallel``: a 16-job sweep on ``hydra/launcher=joblib`` against the basic launcher.
+* ``stacked``: a 64-job grid of 2-8-8-1 networks (8 learning rates x 8 seeds, 5 000
+  epochs) on ``hydra/launcher=stacked`` against the basic launcher, end to end; and the
+  training alone: ``fit_stacked`` on the 64 networks against ``fit`` on each in turn.
 * ``engine``: seconds per epoch of the engine against PyTorch (float64 and float32),
   scikit-learn's ``MLPClassifier`` and a naive NumPy loop (``peers.py``), single-threaded
   BLAS, interleaved; PyTorch and scikit-learn are skipped with a message when absent.
@@ -38,7 +41,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SECTIONS = ("startup", "bookkeeping", "logging", "parallel", "engine")
+SECTIONS = ("startup", "bookkeeping", "logging", "parallel", "stacked", "engine")
 FLOOR = "import mlflow; from mlflow.tracking import MlflowClient; MlflowClient('sqlite:///x.db').search_experiments()"
 
 
@@ -191,6 +194,55 @@ def bench_parallel(tree: Tree, root: Path, jobs: int) -> list[str]:
     return [ratio_line(f"{jobs}-job sweep throughput: joblib / basic", basic / joblib, ">= 1.7", basic / joblib >= 1.7)]
 
 
+STACK_RATES = "0.001,0.003,0.01,0.03,0.1,0.3,1,3"
+
+
+def bench_stacked(tree: Tree, root: Path) -> list[str]:
+    from hydra import compose, initialize_config_dir
+
+    from src.runs.build import assemble
+    from src.runs.config import CONF_DIR, validate
+    from src.runs.loop import fit
+    from src.runs.stacked_launcher import train_stack
+
+    grid = [
+        f"optimizer.lr={STACK_RATES}",
+        "trainer.seed=range(8)",
+        "trainer.epochs=5000",
+        "trainer.loss_threshold=null",
+    ]
+    workdir = fresh_store(tree, root, "stacked")
+    basic = tree.train(workdir, *grid, multirun=True)
+    stacked = tree.train(workdir, "hydra/launcher=stacked", *grid, multirun=True)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        runs = [
+            validate(compose(config_name="config", overrides=[f"optimizer.lr={lr}", f"trainer.seed={seed}", *grid[2:]]))
+            for lr in STACK_RATES.split(",")
+            for seed in range(8)
+        ]
+    start = time.perf_counter()
+    for run in runs:
+        parts = assemble(run)
+        fit(parts.net, parts.optimizer, parts.objective, parts.data, run.trainer.epochs, parts.shuffle_rng)
+    one_by_one = time.perf_counter() - start
+    start = time.perf_counter()
+    train_stack(runs)
+    together = time.perf_counter() - start
+    print(
+        f"stacked: 64 jobs end to end basic {basic:.1f} s, stacked {stacked:.1f} s; "
+        f"training alone one by one {one_by_one:.2f} s, stacked {together:.2f} s"
+    )
+    return [
+        ratio_line("64-job grid end to end: basic / stacked", basic / stacked, ">= 5", basic / stacked >= 5),
+        ratio_line(
+            "64-job grid training alone: one by one / stacked",
+            one_by_one / together,
+            ">= 10",
+            one_by_one / together >= 10,
+        ),
+    ]
+
+
 ENGINE_WORKLOADS = [
     (21, 8, 2000, np.float64),
     (100, 32, 2000, np.float64),
@@ -278,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
                 results += bench_logging(trees, root, epochs=50_000)
             if "parallel" in sections:
                 results += bench_parallel(trees[0], root, jobs=16)
+            if "stacked" in sections:
+                results += bench_stacked(trees[0], root)
         finally:
             if len(trees) > 1:
                 subprocess.run(

@@ -78,7 +78,7 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
 def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking_uri):
     from src.analysis.loaders import load_history, load_runs
 
-    epochs = 1500
+    epochs = 1000
     proc = _launch(
         tmp_path,
         "hydra/launcher=joblib",
