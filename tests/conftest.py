@@ -26,6 +26,13 @@ def compose_config():
     return _compose
 
 
+@pytest.fixture(scope="session", autouse=True)
+def template_cache(tmp_path_factory):
+    """Model templates (``src.runs.pyfunc_model``) go to a temporary cache, also for the
+    processes the tests start."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def optimizer_preset():
     """``optimizer_preset(rule, **overrides)`` -> the hyperparameters of

@@ -8,10 +8,10 @@ network with ``src.runs.build.load_network``, so it loads in any process with
 ``mlflow.pyfunc.load_model``. Loading a model runs the code it carries: load models
 only from stores you trust.
 
-What is done once per process and what per run: every model of a process shares its
-code, environment files (explicit requirements, so MLflow infers none and copies no
-``uv.lock``) and signature, so ``mlflow.pyfunc.save_model`` builds that directory once
-per (dtype, number of classes) as a template. Per run, the template is copied with the
+What is done once and what per run: every model shares its code, environment files
+(explicit requirements, so MLflow infers none and copies no ``uv.lock``) and signature,
+so ``mlflow.pyfunc.save_model`` builds that directory once per (code, dtype, number of
+classes) as a template, kept in a cache directory between processes. Per run, the template is copied with the
 run's config and weights in place of the template's, its ``MLmodel`` is stamped with the
 run and model ids, and it is uploaded as an MLflow logged model (``models:/m-...``)
 linked to the run as its output: five store calls instead of ``log_model``'s model
@@ -20,14 +20,15 @@ building, inference and validation.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow.pyfunc
 import numpy as np
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model, infer_signature
@@ -37,22 +38,10 @@ from src.engine.encoding import class_probabilities
 from src.runs.contract import CONFIG_FILE, MODEL_NAME, WEIGHTS_FILE
 
 SRC_DIR = Path(__file__).resolve().parents[1]
+
 #: The model's artifacts, keyed as ``context.artifacts`` sees them.
 CONFIG_KEY, WEIGHTS_KEY = Path(CONFIG_FILE).stem, Path(WEIGHTS_FILE).stem
 _TEMPLATES: dict[tuple[str, int], Path] = {}
-
-
-class MLPClassifier(mlflow.pyfunc.PythonModel):
-    """Rebuilds the network from the run's config and weights; predicts class probabilities."""
-
-    def load_context(self, context) -> None:
-        from src.runs.build import load_network
-
-        self.net = load_network(context.artifacts[CONFIG_KEY], context.artifacts[WEIGHTS_KEY])
-
-    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        x = np.asarray(model_input, dtype=self.net.dtype)
-        return class_probabilities(self.net.predict(x), self.net.output_activation)
 
 
 def log_pyfunc_model(
@@ -82,28 +71,55 @@ def log_pyfunc_model(
 
 
 def _template(dtype: np.dtype, output: np.ndarray) -> Path:
-    """The model directory shared by every run whose network has this dtype and output width."""
+    """The model directory shared by every run whose network has this dtype and output
+    width: built once, kept in ``template_cache()`` under a digest of everything it holds
+    (this package's code, the requirements, Python's version, dtype and width)."""
     key = (dtype.name, output.shape[1])
     if key not in _TEMPLATES:
-        root = Path(tempfile.mkdtemp(prefix="pyfunc-template-"))
-        placeholder = root / "placeholder"
-        placeholder.mkdir()
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            (placeholder / name).write_bytes(b"")
-        example = np.full((1, 2), 0.5, dtype=dtype)  # the input format, shown in the UI
-        probabilities = class_probabilities(output[:1], "softmax" if output.shape[1] > 1 else "sigmoid")
-        with _environment(MLFLOW_LOG_UV_FILES="false", MLFLOW_UV_AUTO_DETECT="false"):
-            mlflow.pyfunc.save_model(
-                str(root / MODEL_NAME),
-                python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-                artifacts={CONFIG_KEY: str(placeholder / CONFIG_FILE), WEIGHTS_KEY: str(placeholder / WEIGHTS_FILE)},
-                code_paths=[str(SRC_DIR)],
-                signature=infer_signature(example, probabilities),
-                input_example=example,
-                pip_requirements=_requirements(),
-            )
-        _TEMPLATES[key] = root / MODEL_NAME
+        digest = hashlib.sha256("\n".join([*_requirements(), platform.python_version(), *map(str, key)]).encode())
+        for path in sorted(SRC_DIR.rglob("*.py")):
+            digest.update(path.relative_to(SRC_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+        home = template_cache() / digest.hexdigest()[:20]
+        if not (home / MODEL_NAME / "MLmodel").is_file():
+            _build_template(home, dtype, output)
+        _TEMPLATES[key] = home / MODEL_NAME
     return _TEMPLATES[key]
+
+
+def template_cache() -> Path:
+    """Where model templates are kept between processes: ``$XDG_CACHE_HOME`` (else
+    ``~/.cache``) ``/backprop-harness/pyfunc``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "backprop-harness" / "pyfunc"
+
+
+def _build_template(home: Path, dtype: np.dtype, output: np.ndarray) -> None:
+    """``mlflow.pyfunc.save_model`` into a fresh directory, renamed into place at the end
+    (a process that loses the race to another one building the same template keeps that one)."""
+    import mlflow.pyfunc
+
+    template_cache().mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix="building-", dir=template_cache()))
+    placeholder = build / "placeholder"
+    placeholder.mkdir()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        (placeholder / name).write_bytes(b"")
+    example = np.full((1, 2), 0.5, dtype=dtype)  # the input format, shown in the UI
+    probabilities = class_probabilities(output[:1], "softmax" if output.shape[1] > 1 else "sigmoid")
+    with _environment(MLFLOW_LOG_UV_FILES="false", MLFLOW_UV_AUTO_DETECT="false"):
+        mlflow.pyfunc.save_model(
+            str(build / MODEL_NAME),
+            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+            artifacts={CONFIG_KEY: str(placeholder / CONFIG_FILE), WEIGHTS_KEY: str(placeholder / WEIGHTS_FILE)},
+            code_paths=[str(SRC_DIR)],
+            signature=infer_signature(example, probabilities),
+            input_example=example,
+            pip_requirements=_requirements(),
+        )
+    shutil.rmtree(placeholder)
+    try:
+        build.rename(home)
+    except OSError:  # built meanwhile by another process
+        shutil.rmtree(build, ignore_errors=True)
 
 
 @contextmanager

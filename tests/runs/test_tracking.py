@@ -233,3 +233,24 @@ def test_writer_keeps_points_until_the_store_accepts_them(tracking_uri):
         assert len(writer.pending) == 1000
     writer.close()
     assert _steps(client, run_id, "a") == list(range(1, 1001))
+
+
+def test_model_templates_are_built_once_and_reused_across_processes(
+    compose_config, tracking_uri, tmp_path, monkeypatch
+):
+    from src.runs import pyfunc_model
+
+    builds = []
+    original = pyfunc_model._build_template
+    monkeypatch.setattr(pyfunc_model, "_build_template", lambda *args: builds.append(args) or original(*args))
+    monkeypatch.setattr(pyfunc_model, "_TEMPLATES", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false"))
+    pyfunc_model._TEMPLATES.clear()  # as in a new process
+    second = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false", "trainer.seed=1"))
+    assert len(builds) == 1
+    client = MlflowClient(tracking_uri)
+    uris = {client.get_run(s.run_id).data.tags["model_uri"] for s in (first, second)}
+    assert len(uris) == 2 and all(uri.startswith("models:/m-") for uri in uris)
+    cached = list(pyfunc_model.template_cache().iterdir())
+    assert len(cached) == 1 and not any(p.name.startswith("building-") for p in cached)
