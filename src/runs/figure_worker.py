@@ -99,14 +99,14 @@ class FigureWorker:
             _upload(client, run_id, out_dir)
 
     def close(self) -> None:
-        """Wait for every pending figure, upload it, and stop the child."""
+        """Wait for every pending figure and upload it; the child, its input closed, exits
+        on its own (nobody waits for its interpreter to shut down)."""
         self.collect(wait=True)
         if self._child.stdin and not self._child.stdin.closed:
             try:
                 self._child.stdin.close()
             except OSError:
                 pass
-        self._child.wait(timeout=60)
 
     def _fall_back(self) -> None:
         """The child is gone: draw what it had not answered in this process."""
@@ -160,12 +160,19 @@ def _upload(client: MlflowClient, run_id: str, out_dir: Path) -> None:
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def _warm_up() -> None:
+    """Import matplotlib and render a throw-away figure (fonts, the PNG writer) while
+    the parent is still busy, so that the first run's figures come out at full speed."""
+    import io
+
+    from src.runs.figures import learning_curve
+
+    learning_curve({"train_loss": [1.0, 0.5], "train_accuracy": [0.5, 1.0]}, "warm-up").savefig(io.BytesIO())
+
+
 def main() -> None:
     """The child: draw every job read from stdin; answer ``None`` or the error text."""
-    import matplotlib  # noqa: F401  (imported up front, while the parent is busy)
-
-    import src.runs.figures  # noqa: F401
-
+    _warm_up()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:

@@ -5,6 +5,9 @@ experiment once (before any job can race to create a fresh sqlite store), opens 
 parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id``, where every job
 of the sweep (in this process or another launcher's) finds it. ``on_multirun_end``
 marks the parent FINISHED; if the sweep ends with an error the parent is marked FAILED.
+
+Hydra instantiates this callback for single runs too, so MLflow is imported only when a
+sweep starts.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from src.runs import figure_worker
@@ -42,6 +44,8 @@ class MlflowParentRun(Callback):
             run = validate(config)
         except ConfigError as err:
             sys.exit(f"error: invalid config: {err}")
+        from mlflow.tracking import MlflowClient
+
         self.client = MlflowClient(resolve_tracking_uri(run.tracking.uri))
         experiment_id = ensure_experiment(self.client, run.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)

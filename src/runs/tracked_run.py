@@ -211,18 +211,17 @@ def _log_artifacts(
     import pandas as pd
 
     data, net = parts.data, parts.net
+    job = FigureJob(name, result.history, net.copy(), data) if run.tracking.log_figures else None
+    if job is not None and figures is not None:
+        figures.submit(client, run_id, job)  # drawn by the worker while this process goes on
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         net.save(out / c.WEIGHTS_FILE)
         history = pd.DataFrame({c.EPOCH: np.arange(1, result.epochs_run + 1), **result.history})
         history.to_parquet(out / c.HISTORY_FILE, index=False)
         (out / c.CONFIG_FILE).write_text(run.to_yaml())
-        if run.tracking.log_figures:
-            job = FigureJob(name, result.history, net.copy(), data)
-            if figures is not None:
-                figures.submit(client, run_id, job)
-            else:
-                job.draw(out)
+        if job is not None and figures is None:
+            job.draw(out)
         client.log_artifacts(run_id, str(out))
         if run.tracking.log_model:
             from src.runs.pyfunc_model import log_pyfunc_model

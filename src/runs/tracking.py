@@ -6,10 +6,12 @@ import functools
 import os
 import subprocess
 from collections.abc import Mapping
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from src.runs.contract import TAG_GIT_COMMIT, TAG_GIT_DIRTY
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
