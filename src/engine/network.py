@@ -153,11 +153,10 @@ class MLP:
             if self.bias:
                 np.matmul(ones, delta, out=self.bias_grads[i])
             if i > 0:
-                weights_t = self.weights[i].T
                 if delta.shape[1] == 1:
-                    upstream = np.multiply(delta, weights_t, out=upstreams[i - 1])
-                else:
-                    upstream = np.matmul(delta, weights_t, out=upstreams[i - 1])
+                    upstream = np.multiply(delta, self.weights[i].T, out=upstreams[i - 1])
+                else:  # a contiguous W^T: the same product, faster than through the transposed view
+                    upstream = np.matmul(delta, np.ascontiguousarray(self.weights[i].T), out=upstreams[i - 1])
                 delta = self.activations[i - 1].backward(upstream, zs[i - 1], activations[i], out=deltas[i - 1])
         return loss.value(zs[-1], output, y), output
 

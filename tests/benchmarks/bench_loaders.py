@@ -3,7 +3,7 @@
     uv run python tests/benchmarks/bench_loaders.py [--runs 100] [--epochs 2000]
 
 Builds a sweep of ``--runs`` runs with ``--epochs`` epochs of ``train_loss`` and
-``train_accuracy`` in a fresh temporary sqlite store (logged the way ``src.runner``
+``train_accuracy`` in a fresh temporary sqlite store (logged the way ``src.runs.tracked_run``
 logs: batched metrics plus the ``history.parquet`` artifact), then times, in the same
 process and on the same store:
 
