@@ -1,9 +1,26 @@
-"""Fixtures of the engine tests: random input batches with encoded targets."""
+"""Fixtures of the engine tests: initialised networks and random input batches."""
 
 import numpy as np
 import pytest
 
 from src.engine.encoding import encode_targets
+from src.engine.initializers import initialize
+from src.engine.network import MLP
+
+
+@pytest.fixture(scope="session")
+def make_network():
+    """``make_network(sizes, hidden, output, init="xavier", seed=0, bias=True, leaky_slope=0.01,
+    dtype=np.float64)`` -> an ``MLP`` initialised from ``default_rng(seed)``."""
+
+    def _make(sizes, hidden, output, init="xavier", seed=0, bias=True, leaky_slope=0.01, dtype=np.float64):
+        net = MLP(
+            sizes, hidden_activation=hidden, output_activation=output, bias=bias, leaky_slope=leaky_slope, dtype=dtype
+        )
+        initialize(net, init, np.random.default_rng(seed))
+        return net
+
+    return _make
 
 
 @pytest.fixture(scope="session")

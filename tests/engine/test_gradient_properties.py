@@ -7,9 +7,7 @@ from hypothesis import strategies as st
 
 from src.engine.activations import HIDDEN_ACTIVATIONS
 from src.engine.gradcheck import check_gradients
-from src.engine.initializers import initialize
 from src.engine.losses import get_loss
-from src.engine.network import MLP
 from src.engine.objective import Objective
 
 OUTPUT_SETUPS = [
@@ -23,16 +21,8 @@ OUTPUT_SETUPS = [
 ]
 
 
-def test_gradcheck_runs_in_float64_for_float32_models(random_batch):
-    net = MLP(
-        [2, 5, 1],
-        hidden_activation="sigmoid",
-        output_activation="sigmoid",
-        bias=True,
-        leaky_slope=0.01,
-        dtype=np.float32,
-    )
-    initialize(net, "xavier", np.random.default_rng(1))
+def test_gradcheck_runs_in_float64_for_float32_models(make_network, random_batch):
+    net = make_network([2, 5, 1], "sigmoid", "sigmoid", seed=1, dtype=np.float32)
     x, y = random_batch(1)
     assert check_gradients(net, Objective(get_loss("mse")), x, y) < 1e-6
 
@@ -46,17 +36,9 @@ def test_gradcheck_runs_in_float64_for_float32_models(random_batch):
     l2=st.sampled_from([0.0, 0.1]),
     seed=st.integers(0, 2**16),
 )
-def test_random_networks_pass_the_gradient_check(random_batch, widths, hidden, setup, bias, l2, seed):
+def test_random_networks_pass_the_gradient_check(make_network, random_batch, widths, hidden, setup, bias, l2, seed):
     loss_name, output, n_out = setup
-    net = MLP(
-        [2, *widths, n_out],
-        hidden_activation=hidden,
-        output_activation=output,
-        bias=bias,
-        leaky_slope=0.2,
-        dtype=np.float64,
-    )
-    initialize(net, "xavier", np.random.default_rng(seed))
+    net = make_network([2, *widths, n_out], hidden, output, seed=seed, bias=bias, leaky_slope=0.2)
     x, y = random_batch(n_out, seed=seed + 1)
     # Finite differences are meaningless at a kink of (leaky) ReLU, e.g. the exact zeros
     # a dead unit passes on: stay at least 1e-3 away from them.

@@ -8,9 +8,7 @@ import pytest
 
 from src.engine.activations import HIDDEN_ACTIVATIONS, get_activation
 from src.engine.gradcheck import check_gradients
-from src.engine.initializers import initialize
 from src.engine.losses import get_loss
-from src.engine.network import MLP
 from src.engine.objective import Objective
 
 # (loss, output activation, number of outputs)
@@ -27,39 +25,34 @@ LOSS_SETUPS = [
 ]
 
 
-def _network(hidden, output, n_out, bias=True, seed=0):
-    net = MLP(
-        [2, 5, 4, n_out],
-        hidden_activation=hidden,
-        output_activation=output,
-        bias=bias,
-        leaky_slope=0.1,
-        dtype=np.float64,
+@pytest.fixture
+def network(make_network):
+    """``network(hidden, output, n_out, bias=True)``: a 2-5-4-n_out network, N(0, 1) init."""
+    return lambda hidden, output, n_out, bias=True: make_network(
+        [2, 5, 4, n_out], hidden, output, init="normal", bias=bias, leaky_slope=0.1
     )
-    initialize(net, "normal", np.random.default_rng(seed))
-    return net
 
 
 @pytest.mark.parametrize(
     "hidden, setup", list(itertools.product(HIDDEN_ACTIVATIONS, LOSS_SETUPS)), ids=lambda v: str(v)
 )
-def test_backprop_matches_finite_differences(hidden, setup, random_batch):
+def test_backprop_matches_finite_differences(hidden, setup, random_batch, network):
     loss_name, output, n_out = setup
-    net = _network(hidden, output, n_out)
+    net = network(hidden, output, n_out)
     x, y = random_batch(n_out, n=7, seed=1)
     assert check_gradients(net, Objective(get_loss(loss_name)), x, y) < 1e-6
 
 
 @pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
-def test_backprop_without_bias(hidden, random_batch):
-    net = _network(hidden, "sigmoid", 1, bias=False)
+def test_backprop_without_bias(hidden, random_batch, network):
+    net = network(hidden, "sigmoid", 1, bias=False)
     x, y = random_batch(1, n=7, seed=1)
     assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
 
 
-def test_gradient_covers_every_weight_and_bias(random_batch):
+def test_gradient_covers_every_weight_and_bias(random_batch, network):
     """Each W_i and b_i has its own slot in the flat gradient, and each is non-zero."""
-    net = _network("tanh", "sigmoid", 1)
+    net = network("tanh", "sigmoid", 1)
     x, y = random_batch(1, n=7, seed=1)
     net.loss_and_gradient(x, y, get_loss("mse"))
     assert net.grads.size == 2 * 5 + 5 + 5 * 4 + 4 + 4 * 1 + 1
@@ -67,9 +60,9 @@ def test_gradient_covers_every_weight_and_bias(random_batch):
         assert np.all(g != 0)
 
 
-def test_gradient_is_a_mean_over_the_batch(random_batch):
+def test_gradient_is_a_mean_over_the_batch(random_batch, network):
     """Duplicating every sample leaves loss and gradient unchanged (mean reduction)."""
-    net = _network("relu", "softmax", 3)
+    net = network("relu", "softmax", 3)
     x, y = random_batch(3, n=7, seed=1)
     loss = get_loss("cross_entropy")
     value, _ = net.loss_and_gradient(x, y, loss)

@@ -4,23 +4,13 @@ import numpy as np
 import pytest
 
 from src.engine.gradcheck import check_gradients
-from src.engine.initializers import initialize
 from src.engine.losses import get_loss
-from src.engine.network import MLP
 from src.engine.objective import Objective
 
 
 @pytest.mark.parametrize("l1, l2", [(0.01, 0.0), (0.0, 0.1), (0.02, 0.05)])
-def test_penalties_are_in_the_loss_and_the_gradient(l1, l2, random_batch):
-    net = MLP(
-        [2, 4, 3, 1],
-        hidden_activation="tanh",
-        output_activation="sigmoid",
-        bias=True,
-        leaky_slope=0.01,
-        dtype=np.float64,
-    )
-    initialize(net, "normal", np.random.default_rng(0))
+def test_penalties_are_in_the_loss_and_the_gradient(l1, l2, make_network, random_batch):
+    net = make_network([2, 4, 3, 1], "tanh", "sigmoid", init="normal")
     x, y = random_batch(1)
     plain, penalised = Objective(get_loss("bce")), Objective(get_loss("bce"), l1=l1, l2=l2)
     expected_penalty = sum(l1 * np.abs(w).sum() + 0.5 * l2 * (w**2).sum() for w in net.weights)
