@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import pickle
 import select
 import shutil
@@ -172,8 +173,10 @@ def _warm_up() -> None:
 
 def main() -> None:
     """The child: draw every job read from stdin; answer ``None`` or the error text."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the answers
     _warm_up()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin, stdout = sys.stdin.buffer, answers
     while True:
         try:
             job, out_dir = pickle.load(stdin)
