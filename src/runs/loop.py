@@ -169,8 +169,8 @@ def fit_stacked(
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, epochs + 1):
             values, output = stack.loss_and_gradient(x, targets, loss)
-            failing = active & ~np.isfinite(values)
-            if failing.any():
+            failing = None if np.isfinite(values).all() else active & ~np.isfinite(values)
+            if failing is not None and failing.any():
                 diverged |= failing
                 final[failing] = stack.params[failing]
                 epochs_run[failing] = epoch - 1
