@@ -15,8 +15,8 @@ what it computes alone (see ``src.engine.stacked``), so a run's loss history,
 What can vary within a stack: the seed, every numeric optimizer hyperparameter but
 the betas, and the run name. A job runs on its own, as on the basic launcher, when it
 trains on mini-batches (the batch order differs per seed), holds out a test split,
-uses L1/L2 penalties or the gradient check, has an invalid config, or is alone in its
-group; the launcher logs which jobs and why.
+uses L1/L2 penalties or the gradient check, trains in float32, has an invalid config,
+or is alone in its group; the launcher logs which jobs and why.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ def unstackable(run: RunConfig) -> str | None:
         return "L1/L2 penalties"
     if t.gradcheck:
         return "the gradient check"
+    if t.dtype != "float64":
+        # Per-network hyperparameters are arrays; in float32 their arithmetic (e.g. Adam's
+        # lr / (1 - beta1**t)) would round differently from the Python floats of a lone run.
+        return f"trainer.dtype={t.dtype} (stacks are float64)"
     return None
 
 
@@ -82,7 +86,7 @@ def train_stack(runs: list[RunConfig]) -> list[StackResult]:
         elif all(value == first for value in values):
             hyperparameters[key] = first
         else:
-            hyperparameters[key] = np.array(values, dtype=stack.dtype).reshape(-1, 1)
+            hyperparameters[key] = np.array(values, dtype=np.float64).reshape(-1, 1)
     optimizer = build_optimizer(runs[0].optimizer_rule, stack.params, stack.grads, **hyperparameters)
     t = runs[0].trainer
     return fit_stacked(stack, optimizer, parts[0].objective.loss, [p.data for p in parts], t.epochs, t.loss_threshold)

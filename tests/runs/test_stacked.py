@@ -18,7 +18,8 @@ GRIDS = {
     "sgd-sigmoid-diverging": (["model.activation=sigmoid", "trainer.epochs=400"], [0.1, 1.0, 50.0, 1e30]),
     "momentum-relu-bce": (["optimizer=momentum", "loss=bce", "model.activation=relu", "model.init=he"], [0.01, 0.1]),
     "rmsprop-blobs3": (["optimizer=rmsprop", "dataset=blobs3", "trainer.loss_threshold=0.1"], [0.001, 0.01]),
-    "adagrad-float32": (["optimizer=adagrad", "trainer.dtype=float32", "trainer.epochs=300"], [0.05, 0.1]),
+    "adagrad-lr-decay": (["optimizer=adagrad", "optimizer.lr_decay=0.01", "trainer.epochs=300"], [0.05, 0.1]),
+    "nesterov-dampening-free": (["optimizer=nesterov", "trainer.epochs=300"], [0.03, 0.3]),
     "adamw-nesterov-free": (["optimizer=adamw", "trainer.loss_threshold=null", "trainer.epochs=200"], [0.003, 0.03]),
 }
 
@@ -54,13 +55,16 @@ def test_jobs_that_cannot_stack_run_alone_and_say_why(compose_config):
         ["model.width=3"],
         ["optimizer=adam"],
         ["optimizer=adam", "trainer.seed=2"],
+        ["trainer.dtype=float32"],
+        ["trainer.dtype=float32", "trainer.seed=1"],
     ]
     runs = [validate(compose_config(*o)) for o in overrides] + [None]
     stacks, alone = plan(runs, max_stack=256)
     assert sorted(stacks) == [[0, 1], [6, 7]]
     assert alone[2].startswith("mini-batches") and alone[3].startswith("a test split")
     assert alone[4] == "L1/L2 penalties" and alone[5].startswith("no other job")
-    assert alone[8] == "an invalid config"
+    assert alone[8].startswith("trainer.dtype=float32") and alone[9].startswith("trainer.dtype=float32")
+    assert alone[10] == "an invalid config"
     assert plan(runs[:2], max_stack=1)[0] == []
 
 
