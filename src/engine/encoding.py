@@ -17,18 +17,20 @@ def encode_targets(labels: np.ndarray, n_outputs: int, dtype) -> np.ndarray:
     return np.eye(n_outputs, dtype=dtype)[labels]
 
 
+def predicted_classes(output: np.ndarray) -> np.ndarray:
+    """Network output (..., k) -> the predicted class (...): ``output > 0.5`` (as bool) for
+    k == 1, else the argmax. Compares equal to integer labels; the one decision rule."""
+    return output[..., 0] > 0.5 if output.shape[-1] == 1 else output.argmax(axis=-1)
+
+
 def predict_labels(output: np.ndarray) -> np.ndarray:
-    """Network output (n, k) -> class labels (n,): ``output > 0.5`` for k == 1, else argmax."""
-    if output.shape[1] == 1:
-        return (output[:, 0] > 0.5).astype(np.int64)
-    return output.argmax(axis=1)
+    """Network output (n, k) -> class labels (n,) as integers."""
+    return predicted_classes(output).astype(np.int64, copy=False)
 
 
 def count_correct(output: np.ndarray, labels: np.ndarray) -> int:
     """How many rows of ``output`` (n, k) ``predict_labels`` gets right against ``labels`` (n,)."""
-    if output.shape[1] == 1:
-        return int(np.count_nonzero((output[:, 0] > 0.5) == labels))
-    return int(np.count_nonzero(output.argmax(axis=1) == labels))
+    return int(np.count_nonzero(predicted_classes(output) == labels))
 
 
 def class_probabilities(output: np.ndarray, output_activation: str) -> np.ndarray:

@@ -119,11 +119,11 @@ class RunFigures:
 
     def __init__(self) -> None:
         self._curve: tuple[tuple, Figure, dict] | None = None
-        self._boundary: tuple[tuple, Figure, list] | None = None
+        self._boundary: Figure | None = None
         self._prediction: tuple[tuple, Figure, list] | None = None
 
-    def draw(self, history: dict[str, list[float]], net: MLP, data: Dataset, title: str, out_dir: Path) -> list[Path]:
-        """Write the run's PNG files into ``out_dir``; returns their paths."""
+    def draw(self, history: dict[str, list[float]], net: MLP, data: Dataset, title: str, out_dir: Path) -> None:
+        """Write the run's PNG files into ``out_dir``."""
         with np.errstate(over="ignore", invalid="ignore"):
             predicted = predict_labels(net.predict(data.x_train.astype(net.dtype)))
         drawn = {
@@ -133,7 +133,6 @@ class RunFigures:
         }
         for filename, fig in drawn.items():
             fig.savefig(out_dir / filename, dpi=100)
-        return [out_dir / filename for filename in drawn]
 
     def _learning_curve(self, history: dict[str, list[float]], title: str) -> Figure:
         key = tuple(sorted(history))
@@ -159,17 +158,15 @@ class RunFigures:
 
     def _decision_boundary(self, net: MLP, data: Dataset, title: str) -> Figure:
         if self._boundary is None:
-            fig = Figure(figsize=(5.5, 5))
-            fig.subplots_adjust(left=0.13, right=0.97, bottom=0.11, top=0.93)
-            self._boundary = ((), fig, [])
-        _, fig, _ = self._boundary
-        ax = fig.axes[0] if fig.axes else fig.subplots()
+            self._boundary = decision_boundary(net, data, title)
+            return self._boundary
+        (ax,) = self._boundary.axes
         for artist in [*ax.collections, *ax.patches]:
             artist.remove()
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         draw_decision_boundary(ax, net, data, title)
-        return fig
+        return self._boundary
 
     def _ground_truth_vs_prediction(self, data: Dataset, predicted: np.ndarray) -> Figure:
         key = (len(data.y_train), data.n_classes)

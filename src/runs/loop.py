@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.engine.encoding import count_correct, encode_targets
+from src.engine.encoding import count_correct, encode_targets, predicted_classes
 from src.engine.losses import Loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
@@ -157,8 +157,6 @@ def fit_stacked(
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
-    if stack.sizes[-1] == 1:
-        labels = labels.astype(bool)  # compared with output > 0.5
     targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
     losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
     epochs_run = np.zeros(m, dtype=np.int64)
@@ -169,8 +167,9 @@ def fit_stacked(
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, epochs + 1):
             values, output = stack.loss_and_gradient(x, targets, loss)
-            failing = None if np.isfinite(values).all() else active & ~np.isfinite(values)
-            if failing is not None and failing.any():
+            finite = np.isfinite(values)
+            if not finite.all():
+                failing = active & ~finite
                 diverged |= failing
                 final[failing] = stack.params[failing]
                 epochs_run[failing] = epoch - 1
@@ -178,9 +177,8 @@ def fit_stacked(
                 if not active.any():
                     break
             optimizer.step()
-            predicted = output[..., 0] > 0.5 if output.shape[-1] == 1 else output.argmax(axis=-1)
             losses[epoch - 1] = values
-            accuracies[epoch - 1] = np.add.reduce(predicted == labels, axis=1) / n
+            accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
             times[epoch - 1] = time.time()
             if loss_threshold is not None:
                 stopping = active & (values < loss_threshold)

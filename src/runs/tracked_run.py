@@ -3,8 +3,9 @@
 Everything the run produces goes to one MLflow run:
 
 * params: the validated config flattened to dotted keys;
-* metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) at every epoch, buffered and
-  sent in batches; summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
+* metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) per epoch, sent by a
+  ``MetricWriter`` thread (every epoch up to 500, then thinned; ``history.parquet`` has
+  every epoch); summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
   (when the threshold was reached), ``epochs_to_full_accuracy`` (the first epoch with
   every training point right, when there was one) and ``train_seconds``;
 * artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
