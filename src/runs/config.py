@@ -160,6 +160,7 @@ class TrainerConfig:
     shuffle: bool = constrained()
     seed: int = constrained(Interval(0, integer=True))
     loss_threshold: float | None = constrained(POSITIVE, nullable=True)
+    threshold_patience: int = constrained(Interval(0, integer=True))
     log_every: int = constrained(Interval(1, integer=True))
     dtype: str = constrained(OneOf(DTYPES))
     l1: float = constrained(NON_NEGATIVE)

@@ -35,13 +35,24 @@ TAG_MODEL_URI = "model_uri"
 TAG_PARENT_RUN = "mlflow.parentRunId"  #: MLflow's own link from a child to its parent
 
 # --- metrics ---------------------------------------------------------------------------
-TRAIN_LOSS = "train_loss"
+TRAIN_LOSS = "train_loss"  #: the whole training set under the end-of-epoch weights
+#: Mini-batch runs: the mean of the epoch's batch losses, each taken before its update.
+TRAIN_LOSS_RUNNING = "train_loss_running"
 TRAIN_ACCURACY = "train_accuracy"
 TEST_LOSS = "test_loss"
 TEST_ACCURACY = "test_accuracy"
 EPOCHS_RUN = "epochs_run"
 EPOCHS_TO_THRESHOLD = "epochs_to_threshold"
 EPOCHS_TO_FULL_ACCURACY = "epochs_to_full_accuracy"
+#: The first epoch below the threshold, whether or not the loss stayed there.
+FIRST_BELOW_THRESHOLD = "first_below_threshold"
+UPDATES_RUN = "updates_run"  #: parameter updates made (epochs x updates per epoch)
+EXAMPLES_RUN = "examples_run"  #: training examples seen (epochs x training points)
+UPDATES_TO_THRESHOLD = "updates_to_threshold"
+EXAMPLES_TO_THRESHOLD = "examples_to_threshold"
+#: Relative fall of ``train_loss`` over the last tenth of the epochs run, (L[e-k] - L[e]) / L[e-k]:
+#: about 0 on a plateau.
+TAIL_LOSS_DROP = "tail_loss_drop"
 TRAIN_SECONDS = "train_seconds"
 GRADCHECK_ERROR = "gradcheck_max_rel_error"
 
@@ -62,6 +73,12 @@ SUMMARY_METRICS = (
     EPOCHS_RUN,
     EPOCHS_TO_THRESHOLD,
     EPOCHS_TO_FULL_ACCURACY,
+    FIRST_BELOW_THRESHOLD,
+    UPDATES_RUN,
+    EXAMPLES_RUN,
+    UPDATES_TO_THRESHOLD,
+    EXAMPLES_TO_THRESHOLD,
+    TAIL_LOSS_DROP,
     TRAIN_SECONDS,
 )
 #: What a study judges its runs on (``study.outcome`` in ``conf/experiment/``):

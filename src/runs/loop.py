@@ -4,12 +4,25 @@ loss threshold, and detection of divergence (a non-finite loss).
 ``fit`` trains an ``MLP`` in place. Inputs are (n, 2), labels (n,); targets are encoded
 once per run (``src.engine.encoding``).
 
-Per-epoch metrics are those seen during the epoch: ``train_loss`` is the mean of the
-batch losses (each computed before its update, weighted by batch size) and
-``train_accuracy`` the fraction of training points classified correctly in those same
-forward passes; for full-batch training that is the loss and accuracy of the parameters
-at the start of the epoch. ``test_loss``/``test_accuracy`` evaluate the parameters at
-the end of the epoch.
+Per-epoch metrics describe the parameters at the end of the epoch, after its updates:
+``train_loss`` is the objective on the whole training set and ``train_accuracy`` the
+fraction of training points classified correctly. A full-batch epoch gets them for
+free: the forward pass that computes the next update's gradient evaluates the weights
+the epoch ended with (one extra pass at the start evaluates the initial weights). A
+mini-batch epoch evaluates the training set once more after its last update, and also
+records ``train_loss_running``, the mean of its batch losses, each taken before its
+update (weighted by batch size). ``test_loss``/``test_accuracy`` evaluate the same
+parameters on the test split.
+
+Early stopping: the first epoch whose ``train_loss`` is below ``loss_threshold`` starts
+a watch of ``threshold_patience`` more epochs; if the loss stays below the threshold
+throughout, training stops and ``epochs_to_threshold`` is that first epoch. A loss that
+rises above the threshold again cancels the watch (the run is then unstable at the
+threshold if it never settles: ``first_below_threshold`` is set, ``epochs_to_threshold``
+is not). A run whose budget ends during a watch counts as reached, as it ended below.
+
+An epoch makes ``updates_per_epoch = ceil(n / batch size)`` updates and sees ``n``
+examples, so updates and examples seen are those multiples of the epochs.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ from src.engine.network import MLP
 from src.engine.objective import Objective
 from src.engine.optimizers import Optimizer
 from src.engine.stacked import StackedMLP
-from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
+from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, TRAIN_LOSS_RUNNING
 from src.runs.datasets import Dataset
 
 
@@ -45,11 +58,37 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs_run: int = 0
     epochs_to_threshold: int | None = None
+    #: The first epoch whose loss was below the threshold, stable or not.
+    first_below_threshold: int | None = None
     diverged: bool = False
     seconds: float = 0.0
+    updates_per_epoch: int = 1
+    examples_per_epoch: int = 0
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class ThresholdWatch:
+    """The early-stopping rule of the module docstring, for one network."""
+
+    def __init__(self, threshold: float | None, patience: int):
+        self.threshold, self.patience = threshold, patience
+        self.below_since: int | None = None  # first epoch of the current run of epochs below
+        self.first_below: int | None = None
+
+    def stop(self, epoch: int, loss: float) -> bool:
+        """Record epoch ``epoch``'s loss; True when training should stop."""
+        if self.threshold is None:
+            return False
+        if not loss < self.threshold:
+            self.below_since = None
+            return False
+        if self.below_since is None:
+            self.below_since = epoch
+        if self.first_below is None:
+            self.first_below = epoch
+        return epoch - self.below_since >= self.patience
 
 
 def fit(
@@ -62,17 +101,17 @@ def fit(
     batch_size: int | None = None,
     shuffle: bool = True,
     loss_threshold: float | None = None,
+    threshold_patience: int = 0,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train ``net`` in place for up to ``epochs`` epochs.
 
     ``batch_size``: None for full-batch updates, 1 for per-sample updates, otherwise the
     mini-batch size; with ``shuffle`` the sample order is redrawn from ``rng`` every epoch.
-    Training stops early when an epoch's ``train_loss`` falls below ``loss_threshold``
-    (``epochs_to_threshold`` records that epoch) or when a batch loss stops being finite
-    (``diverged``): that batch's update is not applied and the epoch is not recorded,
-    but the updates of the epoch's earlier batches (mini-batch training) stay applied.
-    ``on_epoch(epoch, metrics)`` is called after every recorded epoch (1-based).
+    Training stops early at the loss threshold (see the module docstring) or when a loss
+    stops being finite (``diverged``): a non-finite batch loss is not applied, a
+    non-finite end-of-epoch loss is not recorded, and the parameters stay as they were
+    then. ``on_epoch(epoch, metrics)`` is called after every recorded epoch (1-based).
     """
     x = data.x_train.astype(net.dtype, copy=False)
     labels = data.y_train
@@ -80,43 +119,44 @@ def fit(
     x_test = data.x_test.astype(net.dtype, copy=False)
     n = len(labels)
     step = n if batch_size is None else min(batch_size, n)
-    result = TrainResult()
+    result = TrainResult(updates_per_epoch=-(-n // step), examples_per_epoch=n)
+    watch = ThresholdWatch(loss_threshold, threshold_patience)
     start = time.perf_counter()
 
     with np.errstate(over="ignore", invalid="ignore"):
+        if step == n:  # the initial weights' loss and the first update's gradient
+            train_loss, output = objective.value_and_gradient(net, x, targets)
+            result.diverged = not math.isfinite(train_loss)
         for epoch in range(1, epochs + 1):
-            if step == n:  # full batch: one update, the epoch's loss is that batch's
-                train_loss, output = objective.value_and_gradient(net, x, targets)
-                if not math.isfinite(train_loss):
-                    result.diverged = True
-                    break
+            if result.diverged:
+                break
+            metrics = {}
+            if step == n:  # one update; the next gradient's forward pass evaluates it
                 optimizer.step()
-                correct = count_correct(output, labels)
+                train_loss, output = objective.value_and_gradient(net, x, targets)
             else:
                 order = rng.permutation(n) if shuffle else None
-                loss_sum, correct = 0.0, 0
+                loss_sum = 0.0
                 for begin in range(0, n, step):
                     if order is None:
-                        xb, yb, lb = (
-                            x[begin : begin + step],
-                            targets[begin : begin + step],
-                            labels[begin : begin + step],
-                        )
+                        xb, yb = x[begin : begin + step], targets[begin : begin + step]
                     else:
                         idx = order[begin : begin + step]
-                        xb, yb, lb = x[idx], targets[idx], labels[idx]
-                    batch_loss, output = objective.value_and_gradient(net, xb, yb)
+                        xb, yb = x[idx], targets[idx]
+                    batch_loss, _ = objective.value_and_gradient(net, xb, yb)
                     if not math.isfinite(batch_loss):
                         result.diverged = True
                         break
                     optimizer.step()
-                    loss_sum += batch_loss * len(lb)
-                    correct += count_correct(output, lb)
+                    loss_sum += batch_loss * len(yb)
                 if result.diverged:
                     break
-                train_loss = loss_sum / n
-
-            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACCURACY: correct / n}
+                metrics[TRAIN_LOSS_RUNNING] = loss_sum / n
+                train_loss, output = objective.value(net, x, targets)
+            if not math.isfinite(train_loss):
+                result.diverged = True
+                break
+            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACCURACY: count_correct(output, labels) / n, **metrics}
             if data.has_test:
                 metrics[TEST_LOSS], metrics[TEST_ACCURACY] = evaluate(net, objective, x_test, data.y_test)
             for name, value in metrics.items():
@@ -124,10 +164,11 @@ def fit(
             result.epochs_run = epoch
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
-            if loss_threshold is not None and metrics[TRAIN_LOSS] < loss_threshold:
-                result.epochs_to_threshold = epoch
+            if watch.stop(epoch, train_loss):
                 break
 
+    result.first_below_threshold = watch.first_below
+    result.epochs_to_threshold = None if result.diverged else watch.below_since
     result.seconds = time.perf_counter() - start
     return result
 
@@ -149,23 +190,29 @@ def fit_stacked(
     datasets: list[Dataset],
     epochs: int,
     loss_threshold: float | None = None,
+    threshold_patience: int = 0,
 ) -> list[StackResult]:
     """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
     trains one network alone: each network keeps its history up to its own early stop
-    (threshold reached, or a non-finite loss, whose update is not applied) and its
-    parameters as they were then. Training goes on until every network has stopped."""
+    (threshold reached, or a non-finite loss) and its parameters as they were then.
+    Training goes on until every network has stopped."""
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
     targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
     losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
     epochs_run = np.zeros(m, dtype=np.int64)
-    reached, diverged = np.zeros(m, dtype=bool), np.zeros(m, dtype=bool)
+    below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
     final = stack.params.copy()
-    active = np.ones(m, dtype=bool)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
+        values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
+        diverged = ~np.isfinite(values)
+        active = ~diverged
         for epoch in range(1, epochs + 1):
+            if not active.any():
+                break
+            optimizer.step()
             values, output = stack.loss_and_gradient(x, targets, loss)
             finite = np.isfinite(values)
             if not finite.all():
@@ -174,28 +221,35 @@ def fit_stacked(
                 final[failing] = stack.params[failing]
                 epochs_run[failing] = epoch - 1
                 active &= ~failing
-                if not active.any():
-                    break
-            optimizer.step()
             losses[epoch - 1] = values
             accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
             times[epoch - 1] = time.time()
             if loss_threshold is not None:
-                stopping = active & (values < loss_threshold)
+                below = active & (values < loss_threshold)
+                kept = np.where(active, 0, below_since)  # a stopped network keeps its record
+                below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
+                first_below = np.where(below & (first_below == 0), epoch, first_below)
+                stopping = below & (epoch - below_since >= threshold_patience)
                 if stopping.any():
-                    reached |= stopping
                     final[stopping] = stack.params[stopping]
                     epochs_run[stopping] = epoch
                     active &= ~stopping
-                    if not active.any():
-                        break
     final[active] = stack.params[active]
-    epochs_run[active] = epoch
+    epochs_run[active] = epochs
     seconds = (time.perf_counter() - start) / m
     results = []
     for j in range(m):
         run = int(epochs_run[j])
         history = {TRAIN_LOSS: losses[:run, j].tolist(), TRAIN_ACCURACY: accuracies[:run, j].tolist()}
-        result = TrainResult(history, run, run if reached[j] else None, bool(diverged[j]), seconds)
+        result = TrainResult(
+            history,
+            run,
+            epochs_to_threshold=int(below_since[j]) if below_since[j] and not diverged[j] else None,
+            first_below_threshold=int(first_below[j]) or None,
+            diverged=bool(diverged[j]),
+            seconds=seconds,
+            updates_per_epoch=1,
+            examples_per_epoch=n,
+        )
         results.append(StackResult(result, final[j], times[:run].copy()))
     return results

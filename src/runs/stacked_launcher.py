@@ -89,7 +89,10 @@ def train_stack(runs: list[RunConfig]) -> list[StackResult]:
             hyperparameters[key] = np.array(values, dtype=np.float64).reshape(-1, 1)
     optimizer = build_optimizer(runs[0].optimizer_rule, stack.params, stack.grads, **hyperparameters)
     t = runs[0].trainer
-    return fit_stacked(stack, optimizer, parts[0].objective.loss, [p.data for p in parts], t.epochs, t.loss_threshold)
+    datasets = [p.data for p in parts]
+    return fit_stacked(
+        stack, optimizer, parts[0].objective.loss, datasets, t.epochs, t.loss_threshold, t.threshold_patience
+    )
 
 
 def plan(runs: list[RunConfig | None], max_stack: int) -> tuple[list[list[int]], dict[int, str]]:

@@ -127,6 +127,7 @@ def train_and_track(
                     batch_size=run.trainer.batch_size,
                     shuffle=run.trainer.shuffle,
                     loss_threshold=run.trainer.loss_threshold,
+                    threshold_patience=run.trainer.threshold_patience,
                     on_epoch=on_epoch,
                 )
         except KeyboardInterrupt:
@@ -181,9 +182,23 @@ def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
 
 def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     """Loss and accuracy of the final parameters, plus run-level counts."""
-    final = {c.EPOCHS_RUN: result.epochs_run, c.TRAIN_SECONDS: result.seconds}
+    final = {
+        c.EPOCHS_RUN: result.epochs_run,
+        c.UPDATES_RUN: result.epochs_run * result.updates_per_epoch,
+        c.EXAMPLES_RUN: result.epochs_run * result.examples_per_epoch,
+        c.TRAIN_SECONDS: result.seconds,
+    }
     if result.epochs_to_threshold is not None:
         final[c.EPOCHS_TO_THRESHOLD] = result.epochs_to_threshold
+        final[c.UPDATES_TO_THRESHOLD] = result.epochs_to_threshold * result.updates_per_epoch
+        final[c.EXAMPLES_TO_THRESHOLD] = result.epochs_to_threshold * result.examples_per_epoch
+    if result.first_below_threshold is not None:
+        final[c.FIRST_BELOW_THRESHOLD] = result.first_below_threshold
+    losses = result.history.get(c.TRAIN_LOSS, [])
+    if losses:
+        before = losses[-1 - max(1, len(losses) // 10)] if len(losses) > 1 else losses[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            final[c.TAIL_LOSS_DROP] = float(np.float64(before - losses[-1]) / before)
     accuracies = np.asarray(result.history.get(c.TRAIN_ACCURACY, []))
     if np.any(accuracies == 1.0):
         final[c.EPOCHS_TO_FULL_ACCURACY] = int(np.argmax(accuracies == 1.0)) + 1
@@ -253,6 +268,8 @@ def _summary_line(name: str, run_id: str, result: TrainResult, final: dict[str, 
         parts.append(f"test accuracy {final[c.FINAL_TEST_ACCURACY]:.3f}")
     if result.epochs_to_threshold is not None:
         parts.append(f"threshold reached at epoch {result.epochs_to_threshold}")
+    elif result.first_below_threshold is not None:
+        parts.append(f"UNSTABLE: below the threshold at epoch {result.first_below_threshold}, ended above it")
     if result.diverged:
         parts.append("DIVERGED (non-finite loss)")
     parts.append(f"{result.seconds:.2f}s, run {run_id}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.engine.encoding import encode_targets
 from src.engine.losses import get_loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
@@ -97,8 +98,13 @@ def _our_trajectory(case, optimizer_preset):
     hyper = optimizer_preset(case["kind"], **_hyper(case["hyper"]))
     optimizer = build_optimizer(case["kind"], net.params, net.grads, **hyper)
     data = Dataset(case["data"], 2, x, labels, x[:0], labels[:0])
-    result = fit(net, optimizer, Objective(get_loss(case["loss"])), data, META["n_epochs"], np.random.default_rng(0))
-    return np.array(result.history["train_loss"]), net.params.astype(np.float64)
+    objective = Objective(get_loss(case["loss"]))
+    initial, _ = objective.value(net, x.astype(dtype), encode_targets(labels, net.sizes[-1], dtype))
+    result = fit(net, optimizer, objective, data, META["n_epochs"], np.random.default_rng(0))
+    # The reference records the loss before each update, L(w_0) .. L(w_{E-1}); a history
+    # holds the loss after each epoch's update, L(w_1) .. L(w_E).
+    before_each_update = np.array([initial, *result.history["train_loss"][:-1]])
+    return before_each_update, net.params.astype(np.float64)
 
 
 @pytest.mark.parametrize("case", META["trajectory_cases"], ids=[c["name"] for c in META["trajectory_cases"]])

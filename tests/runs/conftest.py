@@ -21,6 +21,7 @@ def fit_run():
             batch_size=t.batch_size,
             shuffle=t.shuffle,
             loss_threshold=t.loss_threshold,
+            threshold_patience=t.threshold_patience,
         )
 
     return _fit

@@ -21,6 +21,11 @@ GRIDS = {
     "adagrad-lr-decay": (["optimizer=adagrad", "optimizer.lr_decay=0.01", "trainer.epochs=300"], [0.05, 0.1]),
     "nesterov-dampening-free": (["optimizer=nesterov", "trainer.epochs=300"], [0.03, 0.3]),
     "adamw-nesterov-free": (["optimizer=adamw", "trainer.loss_threshold=null", "trainer.epochs=200"], [0.003, 0.03]),
+    # seed 1 at lr 50 dips below the threshold at epoch 197 and settles only at 1027
+    "sgd-dips-below-the-threshold": (
+        ["dataset=linear", "model.activation=sigmoid", "trainer.epochs=1100"],
+        [50.0, 5.0],
+    ),
 }
 
 
@@ -36,11 +41,9 @@ def test_a_stack_trains_each_network_exactly_as_alone(compose_config, fit_run, g
         parts = assemble(run)
         alone = fit_run(parts, run)
         assert mine.result.history == alone.history
-        assert (mine.result.epochs_run, mine.result.epochs_to_threshold, mine.result.diverged) == (
-            alone.epochs_run,
-            alone.epochs_to_threshold,
-            alone.diverged,
-        )
+        assert mine.result.epochs_run == alone.epochs_run and mine.result.diverged == alone.diverged
+        assert mine.result.epochs_to_threshold == alone.epochs_to_threshold
+        assert mine.result.first_below_threshold == alone.first_below_threshold
         np.testing.assert_array_equal(mine.params, parts.net.params)
         assert len(mine.epoch_times) == alone.epochs_run
 

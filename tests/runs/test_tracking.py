@@ -94,9 +94,10 @@ def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
     monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
     train_and_track(compose_config("trainer.epochs=1000", "trainer.loss_threshold=null", "optimizer.lr=0.01"))
     metric_calls = [n for n in calls if n]
-    # 1000 epochs x (train_loss, train_accuracy) in two full batches; then the four
-    # summary metrics in one.
-    assert metric_calls == [1000, 1000, 4]
+    # 1000 epochs x (train_loss, train_accuracy) in two full batches; then the seven
+    # summary metrics in one (epochs, updates and examples run, seconds, the tail's loss
+    # drop, the final loss and accuracy).
+    assert metric_calls == [1000, 1000, 7]
     run = _only_run(MlflowClient(tracking_uri))
     assert len(MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "train_loss")) == 1000
 
@@ -104,10 +105,19 @@ def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
 def test_reaching_the_threshold_is_recorded(compose_config, tracking_uri):
     summary = train_and_track(compose_config("optimizer=adam"))
     run = _only_run(MlflowClient(tracking_uri))
-    assert (
-        run.data.metrics["epochs_to_threshold"] == summary.result.epochs_to_threshold == run.data.metrics["epochs_run"]
-    )
+    metrics = run.data.metrics
+    assert metrics["epochs_to_threshold"] == summary.result.epochs_to_threshold == metrics["epochs_run"] - 20
+    assert metrics["first_below_threshold"] == metrics["epochs_to_threshold"]
+    assert metrics["updates_to_threshold"] == metrics["epochs_to_threshold"]  # full batch: one update an epoch
+    assert metrics["examples_to_threshold"] == 21 * metrics["epochs_to_threshold"]
+    assert metrics["final_train_loss"] == summary.result.history["train_loss"][-1] < 0.01
     assert run.data.tags["reached_threshold"] == "true"
+
+
+def test_updates_and_examples_are_counted_per_batch_schedule(compose_config, tracking_uri):
+    train_and_track(compose_config("trainer.batch_size=8", "trainer.epochs=30", "trainer.loss_threshold=null"))
+    metrics = _only_run(MlflowClient(tracking_uri)).data.metrics
+    assert (metrics["epochs_run"], metrics["updates_run"], metrics["examples_run"]) == (30, 30 * 3, 30 * 21)
 
 
 def test_diverging_run_is_tagged_and_keeps_its_history(compose_config, tracking_uri):
