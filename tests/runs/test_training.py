@@ -136,3 +136,28 @@ def test_a_dip_below_the_threshold_is_not_counted_as_reaching_it(compose_config,
     run = validate(compose_config(*overrides, f"trainer.seed={seed}", "trainer.threshold_patience=0"))
     eager = fit_run(assemble(run), run)
     assert eager.epochs_to_threshold == eager.epochs_run == eager.first_below_threshold == result.first_below_threshold
+
+
+def test_divergence_stops_cleanly(train):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result, _ = train("optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=200")
+    assert result.diverged
+    assert result.epochs_run < 200
+    assert all(np.isfinite(result.history["train_loss"]))
+
+
+def test_test_split_is_evaluated_every_epoch(train):
+    result, parts = train(
+        "dataset=moons", "dataset.test_fraction=0.25", "trainer.epochs=20", "trainer.loss_threshold=null"
+    )
+    assert parts.data.has_test
+    assert len(result.history["test_loss"]) == len(result.history["test_accuracy"]) == 20
+
+
+def test_l2_shrinks_the_weights(train):
+    norms = {}
+    for l2 in (0.0, 0.05):
+        _, parts = train(f"trainer.l2={l2}", "trainer.loss_threshold=null", "trainer.epochs=300", "optimizer=adam")
+        norms[l2] = sum(float((w**2).sum()) for w in parts.net.weights)
+    assert norms[0.05] < 0.5 * norms[0.0]
