@@ -22,12 +22,30 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from src.analysis.survival import event_times, median_with_ci
 from src.runs.config import CONF_DIR
-from src.runs.contract import EPOCHS_TO_THRESHOLD, FINAL_TEST_ACCURACY, FINAL_TRAIN_ACCURACY
+from src.runs.contract import (
+    EPOCHS_RUN,
+    EPOCHS_TO_THRESHOLD,
+    EXAMPLES_TO_THRESHOLD,
+    FINAL_TEST_ACCURACY,
+    FINAL_TRAIN_ACCURACY,
+    FINAL_TRAIN_LOSS,
+    FIRST_BELOW_THRESHOLD,
+    TAIL_LOSS_DROP,
+    UPDATES_RUN,
+    UPDATES_TO_THRESHOLD,
+)
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 #: Swept keys that are not factors: the dataset (the focus) and the seed (replicates).
 NOT_FACTORS = ("dataset", "trainer.seed")
+#: A run that did not reach the event has plateaued when its loss fell by less than this
+#: fraction over the last tenth of its epochs (``tail_loss_drop``); otherwise it was still
+#: falling when the budget ran out, and its setting is "not within N epochs", not "never".
+PLATEAU_DROP = 0.01
+#: The event columns of the other axes (the epoch axis uses the study's outcome).
+AXIS_COLUMNS = {"updates": UPDATES_TO_THRESHOLD, "examples": EXAMPLES_TO_THRESHOLD}
 
 
 @dataclass(frozen=True)
@@ -52,53 +70,131 @@ class Study:
         """The factor column, or the tuple of them when the study crosses several."""
         return self.factors[0] if len(self.factors) == 1 else self.factors
 
+    @property
+    def event(self) -> str | None:
+        """The epoch-count column the study is judged on, or None (final accuracy)."""
+        return self.outcome if self.outcome.startswith("epochs_to_") else None
+
+    def axes(self, runs: pd.DataFrame) -> list[str]:
+        """``epochs``, plus ``updates`` and ``examples`` when the runs' batch schedules
+        differ (an epoch of per-sample updates is not an epoch of one full-batch update)."""
+        if self.event != EPOCHS_TO_THRESHOLD or UPDATES_RUN not in runs:
+            return ["epochs"]
+        per_epoch = runs[UPDATES_RUN] / runs[EPOCHS_RUN].where(runs[EPOCHS_RUN] > 0)
+        return ["epochs", "updates", "examples"] if per_epoch.dropna().nunique() > 1 else ["epochs"]
+
     def summary(self, runs: pd.DataFrame) -> pd.DataFrame:
-        """Per dataset and factor level: runs, how many reached the epoch-count outcome
-        (``epochs_to_threshold`` unless the study counts epochs to full accuracy), its
-        median, median and mean final accuracy, how many diverged."""
+        """Per dataset and factor level, every run counted: ``runs``; for an epoch-count
+        outcome how many ``reached`` it (stably), were ``unstable`` (dipped below the
+        threshold, ended above), ``diverged``, and of the others how many ``plateaued``
+        (``tail_loss_drop`` below ``PLATEAU_DROP``) or were ``still_falling`` when the
+        budget ran out; the median with its 95% interval (``src.analysis.survival``:
+        never = inf) per axis (``median_epochs``, ``epochs_ci_low``, ``epochs_ci_high``,
+        and the same for updates and examples when batch schedules differ); the budget;
+        the median final loss; the median and mean final accuracy."""
         accuracy = accuracy_column(runs)
-        epochs = self.outcome if self.outcome.startswith("epochs_to_") else EPOCHS_TO_THRESHOLD
-        grouped = runs.groupby(["dataset.name", *self.factors], dropna=False, sort=True)
-        table = grouped.agg(
-            runs=("run_id", "size"),
-            reached=(epochs, lambda s: int(s.notna().sum())),
-            median_epochs=(epochs, "median"),
-            median_accuracy=(accuracy, "median"),
-            mean_accuracy=(accuracy, "mean"),
-            diverged=("diverged", "sum"),
+        rows = []
+        for key, group in runs.groupby(["dataset.name", *self.factors], dropna=False, sort=True):
+            row = dict(zip(["dataset.name", *self.factors], key, strict=True))
+            row["runs"] = len(group)
+            if self.event is not None:
+                reached = group[self.event].notna() if self.event in group else pd.Series(False, group.index)
+                dipped = group[FIRST_BELOW_THRESHOLD].notna() if FIRST_BELOW_THRESHOLD in group else reached
+                others = group[~reached & ~group["diverged"]]
+                flat = pd.to_numeric(others.get(TAIL_LOSS_DROP, pd.Series(np.nan, others.index))).abs() < PLATEAU_DROP
+                row.update(
+                    reached=int(reached.sum()),
+                    unstable=int((dipped & ~reached & ~group["diverged"]).sum())
+                    if self.event == EPOCHS_TO_THRESHOLD
+                    else 0,
+                    diverged=int(group["diverged"].sum()),
+                    plateaued=int(flat.sum()),
+                    still_falling=int((~flat).sum()),
+                )
+                for axis in self.axes(runs):
+                    column = self.event if axis == "epochs" else AXIS_COLUMNS[axis]
+                    median, low, high = median_with_ci(event_times(group, column))
+                    row.update({f"median_{axis}": median, f"{axis}_ci_low": low, f"{axis}_ci_high": high})
+                row["budget"] = int(pd.to_numeric(group["trainer.epochs"]).max())
+            else:
+                row["diverged"] = int(group["diverged"].sum())
+            row["median_final_loss"] = float(group[FINAL_TRAIN_LOSS].median())
+            row["median_accuracy"] = float(group[accuracy].median())
+            row["mean_accuracy"] = float(group[accuracy].mean())
+            row["sd_accuracy"] = float(group[accuracy].std())
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def ranked(self, runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+        """The summary rows of ``dataset``, best first: by median (never = inf), then by
+        how many reached, then by the median final loss; or by mean accuracy."""
+        table = self.summary(runs)
+        rows = table[table["dataset.name"] == dataset]
+        if self.event is None:
+            return rows.sort_values("mean_accuracy", ascending=False, kind="stable")
+        order = rows.assign(_reached=-rows["reached"])
+        return order.sort_values(["median_epochs", "_reached", "median_final_loss"], kind="stable").drop(
+            columns="_reached"
         )
-        return table.reset_index()
 
     def headline(self, runs: pd.DataFrame) -> str:
-        """One sentence per focus dataset, ranking the factor levels by the outcome."""
-        table = self.summary(runs)
+        """One sentence per focus dataset, every setting ranked by the outcome with its
+        reached/total count first."""
         sentences = []
         for dataset in self.focus:
-            rows = table[table["dataset.name"] == dataset]
+            rows = self.ranked(runs, dataset)
             if rows.empty:
                 continue
-            if self.outcome.startswith("epochs_to_"):
-                target = "loss threshold" if self.outcome == EPOCHS_TO_THRESHOLD else "100% train accuracy"
-                ranked = rows.assign(_key=rows["median_epochs"].fillna(np.inf)).sort_values("_key", kind="stable")
-                parts = [f"{_level(r, self.factors)} {_epochs(r)}" for _, r in ranked.iterrows()]
-                sentences.append(f"{dataset}: median epochs to {target} (runs reaching it) — " + ", ".join(parts))
-            else:
-                ranked = rows.sort_values("mean_accuracy", ascending=False, kind="stable")
-                best, worst = ranked.iloc[0], ranked.iloc[-1]
-                if len(self.factors) > 1:
+            if self.event is not None:
+                target = "loss threshold" if self.event == EPOCHS_TO_THRESHOLD else "100% train accuracy"
+                for axis in self.axes(runs):
+                    parts = [f"{_level(r, self.factors)} {_outcome(r, axis)}" for _, r in rows.iterrows()]
                     sentences.append(
-                        f"{dataset}: best {_level(best, self.factors)} {best['mean_accuracy']:.3f} mean "
-                        f"{accuracy_label(runs)}, worst {_level(worst, self.factors)} {worst['mean_accuracy']:.3f}"
+                        f"{dataset}: reached/runs and median {axis} to {target} [95% CI] — " + ", ".join(parts)
                     )
-                else:
-                    parts = [f"{_level(r, self.factors)} {r['mean_accuracy']:.3f}" for _, r in ranked.iterrows()]
-                    sentences.append(f"{dataset}: mean {accuracy_label(runs)} — " + ", ".join(parts))
+            elif len(self.factors) > 1:
+                best, worst = rows.iloc[0], rows.iloc[-1]
+                sentences.append(
+                    f"{dataset}: best {_level(best, self.factors)} {best['mean_accuracy']:.3f} mean "
+                    f"{accuracy_label(runs)}, worst {_level(worst, self.factors)} {worst['mean_accuracy']:.3f} "
+                    f"({int(rows['runs'].sum())} runs)"
+                )
+            else:
+                parts = [
+                    f"{_level(r, self.factors)} {r['mean_accuracy']:.3f} ({r['runs']} runs)" for _, r in rows.iterrows()
+                ]
+                sentences.append(f"{dataset}: mean {accuracy_label(runs)} — " + ", ".join(parts))
         return "; ".join(sentences)
 
+    def answer(self, runs: pd.DataFrame) -> str:
+        """One sentence per focus dataset answering the question with its uncertainty:
+        the best setting, the runner-up and the last, e.g. "On xor, reaching the loss
+        threshold takes adam 108 epochs (median, 95% CI 98–121, 10/10 seeds), against ..."."""
+        sentences = []
+        for dataset in self.focus:
+            rows = self.ranked(runs, dataset)
+            if rows.empty:
+                continue
+            picks = [rows.iloc[i] for i in sorted({0, min(1, len(rows) - 1), len(rows) - 1})]
+            if self.event is not None:
+                target = "the loss threshold" if self.event == EPOCHS_TO_THRESHOLD else "100% train accuracy"
+                parts = [f"{_level(r, self.factors)} {_answer_part(r)}" for r in picks]
+                sentence = f"On {dataset}, reaching {target} takes {parts[0]}"
+            else:
+                parts = [f"{_level(r, self.factors)} {_mean_with_ci(r)}" for r in picks]
+                sentence = f"On {dataset}, the best mean {accuracy_label(runs)} is {parts[0]}"
+            if len(parts) > 1:
+                sentence += f", against {parts[1]}"
+            if len(parts) > 2:
+                sentence += f"; last: {parts[2]}"
+            sentences.append(sentence + ".")
+        return " ".join(sentences)
+
     def conclusion(self, runs: pd.DataFrame) -> str:
-        """Markdown: the headline and the summary table, computed from ``runs``."""
+        """Markdown: the question, the answer, the headline and the summary table, all
+        computed from ``runs``."""
         table = self.summary(runs)
-        lines = [f"**{self.question}** From {len(runs)} runs of this sweep:", ""]
+        lines = [f"**{self.question}** From {len(runs)} runs of this sweep:", "", self.answer(runs), ""]
         lines += [f"- {sentence}" for sentence in self.headline(runs).split("; ") if sentence]
         return "\n".join(lines + ["", markdown_table(table)])
 
@@ -139,13 +235,62 @@ def level_label(value) -> str:
 
 
 def _level(row: pd.Series, factors: tuple[str, ...]) -> str:
-    return "×".join(level_label(row[factor]) for factor in factors)
+    """A setting as the reader sees it: names stand alone (``adam``, ``tanh``), numbers
+    carry their key (``lr=0.1``, ``width=8``, ``batch_size=full``); several factors are
+    joined with ``×``."""
+    if len(factors) > 1:
+        return "×".join(level_label(row[factor]) for factor in factors)
+    label = level_label(row[factors[0]])
+    if isinstance(row[factors[0]], str):
+        return label
+    return f"{factors[0].rsplit('.', 1)[-1]}={label}"
 
 
-def _epochs(row: pd.Series) -> str:
-    if row["reached"] == 0:
-        return f"never (0/{row['runs']})"
-    return f"{row['median_epochs']:.0f} ({row['reached']}/{row['runs']})"
+def _count(value: float) -> str:
+    return f"{value:.0f}" if np.isfinite(value) else "never"
+
+
+def _outcome(row: pd.Series, axis: str = "epochs") -> str:
+    """``10/10 108 [98–121]``, ``3/10 >20000 (7 still falling)``, ``0/10 never (plateaued)``."""
+    runs, reached, budget = int(row["runs"]), int(row["reached"]), int(row["budget"])
+    median, low, high = row[f"median_{axis}"], row[f"{axis}_ci_low"], row[f"{axis}_ci_high"]
+    text = f"{reached}/{runs} "
+    if np.isfinite(median):
+        text += f"{median:.0f}"
+        if not np.isnan(low):
+            text += f" [{low:.0f}–{_count(high) if np.isfinite(high) else '>' + str(budget) + ' epochs'}]"
+    elif row["still_falling"] == 0 and row["diverged"] == 0 and row["unstable"] == 0:
+        text += f"never (plateaued, loss {row['median_final_loss']:.3g})"
+    else:
+        text += f"not within {budget} epochs"
+    notes = [
+        f"{int(row[key])} {label}"
+        for key, label in (("unstable", "unstable"), ("diverged", "diverged"), ("still_falling", "still falling"))
+        if row[key] and (key != "still_falling" or reached < runs)
+    ]
+    if row["plateaued"] and (row["still_falling"] or reached):
+        notes.append(f"{int(row['plateaued'])} plateaued")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _answer_part(row: pd.Series) -> str:
+    """``108 epochs (median, 95% CI 98–121, 10/10 seeds)``, or why there is no median."""
+    runs, reached = int(row["runs"]), int(row["reached"])
+    median, low, high = row["median_epochs"], row["epochs_ci_low"], row["epochs_ci_high"]
+    if not np.isfinite(median):
+        return f"more than {int(row['budget'])} epochs in most seeds ({reached}/{runs} got there)"
+    interval = ""
+    if not np.isnan(low):
+        interval = f", 95% CI {low:.0f}–{f'{high:.0f}' if np.isfinite(high) else 'beyond the budget'}"
+    return f"{median:.0f} epochs (median{interval}, {reached}/{runs} seeds)"
+
+
+def _mean_with_ci(row: pd.Series) -> str:
+    """``0.957 ± 0.012 (95% CI of the mean over 10 runs)``."""
+    n = int(row["runs"])
+    if n < 2 or np.isnan(row["sd_accuracy"]):
+        return f"{row['mean_accuracy']:.3f} ({n} run)"
+    return f"{row['mean_accuracy']:.3f} ± {1.96 * row['sd_accuracy'] / np.sqrt(n):.3f} (95% CI of the mean, {n} runs)"
 
 
 def _column(key: str) -> str:

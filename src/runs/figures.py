@@ -65,8 +65,27 @@ def learning_curve(history: dict[str, list[float]], title: str = "") -> Figure:
     return fig
 
 
-def draw_decision_boundary(ax, net: MLP, data: Dataset, title: str = "", resolution: int = 200) -> None:
-    """Predicted class over a grid covering the data, with train (o) and test (x) points."""
+def legend_handles(n_classes: int, has_test: bool) -> list:
+    """Legend entries of a decision-boundary plot: one colour per class (region and
+    points), then the train (o) and test (X) markers."""
+    from matplotlib.lines import Line2D
+
+    colours = _class_cmap(n_classes).colors
+    handles = [
+        Line2D([], [], marker="s", linestyle="", markersize=9, color=colours[k], alpha=0.6, label=f"class {k}")
+        for k in range(max(n_classes, 2))
+    ]
+    handles.append(Line2D([], [], marker="o", linestyle="", color="0.5", markeredgecolor="k", label="train point"))
+    if has_test:
+        handles.append(Line2D([], [], marker="X", linestyle="", color="0.5", markeredgecolor="k", label="test point"))
+    return handles
+
+
+def draw_decision_boundary(
+    ax, net: MLP, data: Dataset, title: str = "", resolution: int = 200, legend: bool = True
+) -> None:
+    """Predicted class over a grid covering the data (shaded), with train (o) and test (X)
+    points coloured by their true class; ``legend`` names the classes and markers."""
     x_all = np.concatenate([data.x_train, data.x_test])
     low, high = x_all.min(axis=0), x_all.max(axis=0)
     pad = 0.1 * np.maximum(high - low, 1e-9)
@@ -83,7 +102,8 @@ def draw_decision_boundary(ax, net: MLP, data: Dataset, title: str = "", resolut
     ax.scatter(data.x_train[:, 0], data.x_train[:, 1], c=data.y_train, marker="o", s=28, label="train", **kwargs)
     if data.has_test:
         ax.scatter(data.x_test[:, 0], data.x_test[:, 1], c=data.y_test, marker="X", s=40, label="test", **kwargs)
-        ax.legend(loc="best")
+    if legend:
+        ax.legend(handles=legend_handles(data.n_classes, data.has_test), loc="best", fontsize=7, framealpha=0.8)
     ax.set(
         xlabel="x₁",
         ylabel="x₂",

@@ -12,5 +12,5 @@ def test_boundary_grid_orders_non_numeric_factor_levels(study_store):
     fig = plots.decision_boundaries(runs, ("loss.name", "trainer.seed"), uri)
     titles = [ax.get_title() for ax in fig.axes if ax.axison]
     assert len(titles) == len(runs) == 4
-    assert titles[0].startswith("xor, loss.name=cross_entropy") and titles[-1].startswith("xor, loss.name=mse")
+    assert titles[0].startswith("xor, loss: cross_entropy") and titles[-1].startswith("xor, loss: mse")
     plt.close(fig)
