@@ -42,7 +42,7 @@ EXPERIMENT_DIR = CONF_DIR / "experiment"
 NOT_FACTORS = ("dataset", "trainer.seed")
 #: A run that did not reach the event has plateaued when its loss fell by less than this
 #: fraction over the last tenth of its epochs (``tail_loss_drop``); otherwise it was still
-#: falling when the budget ran out, and its setting is "not within N epochs", not "never".
+#: falling when the budget ran out. Neither is called "never": a plateau can end later.
 PLATEAU_DROP = 0.01
 #: The event columns of the other axes (the epoch axis uses the study's outcome).
 AXIS_COLUMNS = {"updates": UPDATES_TO_THRESHOLD, "examples": EXAMPLES_TO_THRESHOLD}
@@ -56,6 +56,7 @@ class Study:
     outcome: str  # one of src.runs.contract.OUTCOMES
     focus: tuple[str, ...]  # dataset names, in the order the preset sweeps them
     question: str
+    scale_by: str | None = None  # a numeric factor reported times the epochs (``study.scale_by``)
 
     @property
     def command(self) -> str:
@@ -152,6 +153,8 @@ class Study:
                     sentences.append(
                         f"{dataset}: reached/runs and median {axis} to {target} [95% CI] — " + ", ".join(parts)
                     )
+                if self.scale_by:
+                    sentences.append(self.scaled(runs, dataset))
             elif len(self.factors) > 1:
                 best, worst = rows.iloc[0], rows.iloc[-1]
                 sentences.append(
@@ -165,6 +168,29 @@ class Study:
                 ]
                 sentences.append(f"{dataset}: mean {accuracy_label(runs)} — " + ", ".join(parts))
         return "; ".join(sentences)
+
+    def scaled(self, runs: pd.DataFrame, dataset: str) -> str:
+        """For ``scale_by`` (e.g. the learning rate): the factor times the median epochs per
+        level that has a median, their median as the constant, and from it the epochs the
+        smaller levels without a median would need. An extrapolation, stated as one."""
+        rows = self.ranked(runs, dataset)
+        key = self.scale_by
+        finite = rows[np.isfinite(rows["median_epochs"])]
+        if key is None or finite.empty:
+            return ""
+        products = finite[key] * finite["median_epochs"]
+        constant = float(np.median(products))
+        parts = [f"{_level(r, self.factors)} {p:.0f}" for (_, r), p in zip(finite.iterrows(), products, strict=True)]
+        text = f"{dataset}: {key.rsplit('.', 1)[-1]} × median epochs — {', '.join(parts)} (median {constant:.0f})"
+        # only below the smallest level with a median: above the largest, training is unstable
+        missing = rows[~np.isfinite(rows["median_epochs"])]
+        slower = missing[missing[key] < finite[key].min()].sort_values(key, ascending=False)
+        guesses = [f"{_level(r, self.factors)} about {constant / r[key]:.3g}" for _, r in slower.iterrows()]
+        if guesses:
+            text += (
+                "; at that product the smaller settings without a median would need " + ", ".join(guesses) + " epochs"
+            )
+        return text
 
     def answer(self, runs: pd.DataFrame) -> str:
         """One sentence per focus dataset answering the question with its uncertainty:
@@ -251,25 +277,23 @@ def _count(value: float) -> str:
 
 
 def _outcome(row: pd.Series, axis: str = "epochs") -> str:
-    """``10/10 108 [98–121]``, ``3/10 >20000 (7 still falling)``, ``0/10 never (plateaued)``."""
+    """``10/10 108 [98–121]``, ``6/10 97102 [78594–>100000 epochs] (2 still falling, 2
+    plateaued)``, ``0/10 within 100000 epochs: plateau at loss 0.249`` or ``0/10 within
+    100000 epochs (10 still falling)``. A plateau is where the loss stopped falling, not a
+    proof that it never would: a slow setting can sit on one for most of its budget."""
     runs, reached, budget = int(row["runs"]), int(row["reached"]), int(row["budget"])
     median, low, high = row[f"median_{axis}"], row[f"{axis}_ci_low"], row[f"{axis}_ci_high"]
     text = f"{reached}/{runs} "
+    notes = [f"{int(row[key])} {key}" for key in ("unstable", "diverged") if row[key]]
     if np.isfinite(median):
         text += f"{median:.0f}"
         if not np.isnan(low):
-            text += f" [{low:.0f}–{_count(high) if np.isfinite(high) else '>' + str(budget) + ' epochs'}]"
-    elif row["still_falling"] == 0 and row["diverged"] == 0 and row["unstable"] == 0:
-        text += f"never (plateaued, loss {row['median_final_loss']:.3g})"
+            text += f" [{low:.0f}–{f'{high:.0f}' if np.isfinite(high) else f'>{budget} epochs'}]"
     else:
-        text += f"not within {budget} epochs"
-    notes = [
-        f"{int(row[key])} {label}"
-        for key, label in (("unstable", "unstable"), ("diverged", "diverged"), ("still_falling", "still falling"))
-        if row[key] and (key != "still_falling" or reached < runs)
-    ]
-    if row["plateaued"] and (row["still_falling"] or reached):
-        notes.append(f"{int(row['plateaued'])} plateaued")
+        text += f"within {budget} epochs"
+        if row["plateaued"] == runs - reached and not notes:
+            return text + f": plateau at loss {row['median_final_loss']:.3g}"
+    notes += [f"{int(row[key])} {key.replace('_', ' ')}" for key in ("still_falling", "plateaued") if row[key]]
     return text + (f" ({', '.join(notes)})" if notes else "")
 
 
@@ -318,6 +342,7 @@ def load_study(name: str) -> Study:
         outcome=preset.study.outcome,
         focus=tuple(_dataset_name(option.strip()) for option in datasets),
         question=preset.study.question,
+        scale_by=preset.study.get("scale_by"),
     )
 
 

@@ -185,6 +185,8 @@ class StudyConfig:
 
     question: str | None = constrained(nullable=True)
     outcome: str | None = constrained(OneOf(OUTCOMES), nullable=True)
+    #: A numeric factor whose product with the epoch count is reported too (lr x epochs).
+    scale_by: str | None = constrained(nullable=True)
 
 
 @dataclass

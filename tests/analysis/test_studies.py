@@ -106,8 +106,8 @@ def test_summary_counts_every_run_and_ranks_never_as_infinite():
     ranked = study.ranked(runs, "xor")["optimizer.name"].tolist()
     assert ranked[:2] == ["fast3of5", "slow5of5"]  # 3/5 is a majority: its median is finite
     headline = study.headline(runs)
-    assert "flat 0/5 never (plateaued" in headline
-    assert "falling 0/5 not within 1000 epochs (5 still falling)" in headline
+    assert "flat 0/5 within 1000 epochs: plateau at loss 0.01" in headline
+    assert "falling 0/5 within 1000 epochs (5 still falling)" in headline
     assert "fast3of5 3/5 14 (1 unstable, 1 diverged, 1 still falling)" in headline
     assert study.answer(runs).startswith("On xor, reaching the loss threshold takes fast3of5 14 epochs (median, 3/5")
     two_of_five = _runs("xor", "fast2of5", [10.0, 12.0, nan, nan, nan])
