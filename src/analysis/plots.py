@@ -187,6 +187,50 @@ def survival_curves(runs: pd.DataFrame, study: Study):
     return fig
 
 
+def tuning_curves(runs: pd.DataFrame, study: Study):
+    """A tuned study's choice: the median outcome over the tuning seeds (never = inf,
+    drawn at the budget as an open marker) against the tuned value, one line per setting
+    and a panel per dataset; a star marks each setting's chosen value."""
+    table = study.tuning(runs)
+    factor, key = study.factor, study.tuned
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.2))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no tuning runs in this sweep (not run with hydra/sweeper=tuned)", ha="center", va="center")
+        return fig
+    levels = _ordered_levels(table[factor])
+    styles = _styles(levels)
+    datasets = [d for d in study.focus if d in set(table["dataset.name"])]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False, layout="constrained")
+    budget = float(pd.to_numeric(runs["trainer.epochs"]).max())
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for level in levels:
+            rows = table[(table["dataset.name"] == dataset) & (table[factor].map(level_label) == level)]
+            rows = rows.sort_values(key)
+            if rows.empty:
+                continue
+            y = rows["median"] if study.event is not None else rows["mean_accuracy"]
+            shown = np.where(np.isfinite(y), y, budget)
+            style = styles[level]
+            (line,) = ax.plot(rows[key], shown, color=style["color"], marker=style["marker"], label=level)
+            if style["dashes"]:
+                line.set_dashes(style["dashes"])
+            never = ~np.isfinite(y.to_numpy())
+            ax.scatter(rows[key][never], shown[never], s=60, facecolors="white", edgecolors=style["color"], zorder=3)
+            chosen = rows["chosen"].to_numpy()
+            ax.scatter(
+                rows[key][chosen], shown[chosen], marker="*", s=180, color=style["color"], edgecolors="k", zorder=4
+            )
+        if study.event is not None:
+            ax.axhline(budget, color="0.5", linestyle=":", linewidth=1)
+            ax.set(yscale="log", ylabel=f"median {label(study.event)}\n(open marker: not reached)")
+        else:
+            ax.set_ylabel("mean accuracy")
+        ax.set(xscale="log", title=dataset, xlabel=f"{label(key)} (star: chosen)")
+        ax.legend(title=label(factor), fontsize=7, title_fontsize=8)
+    return fig
+
+
 def outcome_points(runs: pd.DataFrame, study: Study):
     """One point per seed of the study's epoch count per setting and dataset; the runs that
     never got there as crosses at the budget; the median and its 95% interval (never =

@@ -44,6 +44,8 @@ NOT_FACTORS = ("dataset", "trainer.seed")
 #: fraction over the last tenth of its epochs (``tail_loss_drop``); otherwise it was still
 #: falling when the budget ran out. Neither is called "never": a plateau can end later.
 PLATEAU_DROP = 0.01
+#: The column of a run's phase in a tuned study (``tune`` or ``report``).
+PHASE = "study.phase"
 #: The event columns of the other axes (the epoch axis uses the study's outcome).
 AXIS_COLUMNS = {"updates": UPDATES_TO_THRESHOLD, "examples": EXAMPLES_TO_THRESHOLD}
 
@@ -57,6 +59,7 @@ class Study:
     focus: tuple[str, ...]  # dataset names, in the order the preset sweeps them
     question: str
     scale_by: str | None = None  # a numeric factor reported times the epochs (``study.scale_by``)
+    tuned: str | None = None  # the key ``hydra/sweeper=tuned`` chooses per setting (``src.runs.tuning``)
 
     @property
     def command(self) -> str:
@@ -84,6 +87,34 @@ class Study:
         per_epoch = runs[UPDATES_RUN] / runs[EPOCHS_RUN].where(runs[EPOCHS_RUN] > 0)
         return ["epochs", "updates", "examples"] if per_epoch.dropna().nunique() > 1 else ["epochs"]
 
+    def judged(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """The runs a study is judged on: for a tuned study the report runs (fresh seeds,
+        each setting at its chosen value), otherwise all of them."""
+        if self.tuned is None or PHASE not in runs:
+            return runs
+        return runs[runs[PHASE] == "report"].reset_index(drop=True)
+
+    def tuning(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """A tuned study's tuning runs per dataset, setting and value of the tuned key:
+        ``runs``, ``reached`` and the median outcome over the tuning seeds (never = inf),
+        or the mean accuracy; ``chosen`` marks the value the report runs used."""
+        if self.tuned is None or PHASE not in runs:
+            return pd.DataFrame()
+        tuning = runs[runs[PHASE] == "tune"]
+        chosen = self.judged(runs).groupby(["dataset.name", *self.factors])[self.tuned].first()
+        rows = []
+        for key, group in tuning.groupby(["dataset.name", *self.factors, self.tuned], sort=True):
+            row = dict(zip(["dataset.name", *self.factors, self.tuned], key, strict=True))
+            row["runs"] = len(group)
+            if self.event is not None:
+                times = event_times(group, self.event)
+                row.update(reached=int(np.isfinite(times).sum()), median=median_with_ci(times)[0])
+            else:
+                row["mean_accuracy"] = float(group[accuracy_column(runs)].mean())
+            row["chosen"] = chosen.get(key[:-1]) == key[-1]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def summary(self, runs: pd.DataFrame) -> pd.DataFrame:
         """Per dataset and factor level, every run counted: ``runs``; for an epoch-count
         outcome how many ``reached`` it (stably), were ``unstable`` (dipped below the
@@ -93,10 +124,13 @@ class Study:
         never = inf) per axis (``median_epochs``, ``epochs_ci_low``, ``epochs_ci_high``,
         and the same for updates and examples when batch schedules differ); the budget;
         the median final loss; the median and mean final accuracy."""
+        runs = self.judged(runs)
         accuracy = accuracy_column(runs)
         rows = []
         for key, group in runs.groupby(["dataset.name", *self.factors], dropna=False, sort=True):
             row = dict(zip(["dataset.name", *self.factors], key, strict=True))
+            if self.tuned is not None:
+                row[self.tuned] = group[self.tuned].iloc[0]
             row["runs"] = len(group)
             if self.event is not None:
                 reached = group[self.event].notna() if self.event in group else pd.Series(False, group.index)
@@ -126,6 +160,13 @@ class Study:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def _setting(self, row: pd.Series) -> str:
+        """A summary row's setting, with its chosen value in a tuned study (``adam (lr 0.01)``)."""
+        text = _level(row, self.factors)
+        if self.tuned is not None:
+            text += f" ({self.tuned.rsplit('.', 1)[-1]} {level_label(row[self.tuned])})"
+        return text
+
     def ranked(self, runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
         """The summary rows of ``dataset``, best first: by median (never = inf), then by
         how many reached, then by the median final loss; or by mean accuracy."""
@@ -149,7 +190,7 @@ class Study:
             if self.event is not None:
                 target = "loss threshold" if self.event == EPOCHS_TO_THRESHOLD else "100% train accuracy"
                 for axis in self.axes(runs):
-                    parts = [f"{_level(r, self.factors)} {_outcome(r, axis)}" for _, r in rows.iterrows()]
+                    parts = [f"{self._setting(r)} {_outcome(r, axis)}" for _, r in rows.iterrows()]
                     sentences.append(
                         f"{dataset}: reached/runs and median {axis} to {target} [95% CI] — " + ", ".join(parts)
                     )
@@ -204,10 +245,10 @@ class Study:
             picks = [rows.iloc[i] for i in sorted({0, min(1, len(rows) - 1), len(rows) - 1})]
             if self.event is not None:
                 target = "the loss threshold" if self.event == EPOCHS_TO_THRESHOLD else "100% train accuracy"
-                parts = [f"{_level(r, self.factors)} {_answer_part(r)}" for r in picks]
+                parts = [f"{self._setting(r)} {_answer_part(r)}" for r in picks]
                 sentence = f"On {dataset}, reaching {target} takes {parts[0]}"
             else:
-                parts = [f"{_level(r, self.factors)} {_mean_with_ci(r)}" for r in picks]
+                parts = [f"{self._setting(r)} {_mean_with_ci(r)}" for r in picks]
                 sentence = f"On {dataset}, the best mean {accuracy_label(runs)} is {parts[0]}"
             if len(parts) > 1:
                 sentence += f", against {parts[1]}"
@@ -220,7 +261,14 @@ class Study:
         """Markdown: the question, the answer, the headline and the summary table, all
         computed from ``runs``."""
         table = self.summary(runs)
-        lines = [f"**{self.question}** From {len(runs)} runs of this sweep:", "", self.answer(runs), ""]
+        source = f"From {len(runs)} runs of this sweep"
+        if self.tuned is not None:
+            reported = len(self.judged(runs))
+            source += (
+                f" ({len(runs) - reported} choosing each setting's {self.tuned} on tuning seeds, "
+                f"{reported} reporting it on fresh seeds)"
+            )
+        lines = [f"**{self.question}** {source}:", "", self.answer(runs), ""]
         lines += [f"- {sentence}" for sentence in self.headline(runs).split("; ") if sentence]
         return "\n".join(lines + ["", markdown_table(table)])
 
@@ -343,6 +391,7 @@ def load_study(name: str) -> Study:
         focus=tuple(_dataset_name(option.strip()) for option in datasets),
         question=preset.study.question,
         scale_by=preset.study.get("scale_by"),
+        tuned=preset.hydra.sweeper.get("tune_key"),
     )
 
 

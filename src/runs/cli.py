@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
-from src.runs.contract import FINAL_TRAIN_LOSS, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+from src.runs.contract import TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
 
 
 def job_context():
@@ -33,12 +33,13 @@ def job_context():
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Train and track one configuration; returns the final training loss (for sweepers)."""
+def main(cfg: DictConfig) -> dict[str, float]:
+    """Train and track one configuration; returns its summary metrics (read by sweepers
+    such as ``hydra/sweeper=tuned``)."""
     return run_job(cfg)
 
 
-def run_job(cfg: DictConfig, trained=None) -> float:
+def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     """The body of a Hydra job: ``main``'s, or the stacked launcher's with the job's
     ``trained`` stack result (``src.runs.loop.StackResult``).
 
@@ -53,7 +54,7 @@ def run_job(cfg: DictConfig, trained=None) -> float:
     try:
         from src.runs.tracked_run import train_and_track
 
-        return train_and_track(cfg, job_context(), worker, trained).final_metrics[FINAL_TRAIN_LOSS]
+        return train_and_track(cfg, job_context(), worker, trained).final_metrics
     except ConfigError as err:
         if not single:
             raise

@@ -187,6 +187,8 @@ class StudyConfig:
     outcome: str | None = constrained(OneOf(OUTCOMES), nullable=True)
     #: A numeric factor whose product with the epoch count is reported too (lr x epochs).
     scale_by: str | None = constrained(nullable=True)
+    #: Set by ``hydra/sweeper=tuned`` (``src.runs.tuning``): a tuning or a reporting job.
+    phase: str | None = constrained(OneOf(("tune", "report")), nullable=True)
 
 
 @dataclass

@@ -24,7 +24,9 @@ def test_params_are_typed():
 
 def test_load_runs_gives_one_typed_row_per_run(study_store):
     uri, _ = study_store
-    runs = load_runs("study-optimizers", tracking_uri=uri)
+    every = load_runs("study-optimizers", tracking_uri=uri)
+    assert len(every) == 8 and set(every["study.phase"]) == {"tune", "report"}
+    runs = STUDIES["optimizers"].judged(every)
     assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
     assert sorted(runs["optimizer.name"]) == ["adam", "adam", "sgd", "sgd"]
     assert runs["optimizer.lr"].dtype == float and runs["trainer.seed"].dtype.kind == "i"
@@ -91,7 +93,10 @@ def test_every_study_summarises_its_runs(study_store):
     for study in STUDIES.values():
         runs = load_runs(study.experiment, tracking_uri=uri)
         table = study.summary(runs)
-        assert table["runs"].sum() == len(runs)
+        assert table["runs"].sum() == len(study.judged(runs))
+        if study.tuned:  # one tuning seed per value and setting, two report seeds per setting
+            assert len(study.tuning(runs)) == len(runs) - len(study.judged(runs)) == 2 * len(table)
+            assert study.tuning(runs)["chosen"].sum() == len(table)
         assert study.headline(runs)
         assert markdown_table(table).count("\n") == len(table) + 1
 

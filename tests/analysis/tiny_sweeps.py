@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hydra.core.global_hydra import GlobalHydra
 
+from src.analysis.studies import load_study
 from src.runs.cli import main
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -34,9 +35,16 @@ COMMON = [
 ]
 
 
+#: Presets on ``hydra/sweeper=tuned`` choose the learning rate on one seed, report on two.
+TUNED = ["hydra.sweeper.tune_values=[0.1,1]", "hydra.sweeper.tune_seeds=[0]", "hydra.sweeper.report_seeds=[1,2]"]
+
+
 def run_all(sweep_root: Path) -> None:
     for study, overrides in TINY.items():
         keys = {o.split("=")[0] for o in overrides}
+        if load_study(study).tuned:
+            keys.add("trainer.seed")
+            overrides = [*overrides, *TUNED]
         common = [o for o in COMMON if o.split("=")[0] not in keys]
         sys.argv = [
             "src.train",
