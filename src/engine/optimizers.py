@@ -19,6 +19,9 @@ gradient after weight decay (``g = grad + weight_decay * p``):
 * AdamW:    Adam with decoupled weight decay: ``p *= 1 - lr*weight_decay`` before the
             update, and ``g = grad``.
 
+Two variants reproduce the reference labs' mistaken Adams (``adam_lab000``,
+``adam_lab001``), so that a study can measure how much a mistake explains.
+
 Operations are ordered as in PyTorch's single-tensor CPU implementation
 (``addcmul``: ``value * t1 * t2``; ``addcdiv``: ``value * t1 / t2``).
 
@@ -205,7 +208,50 @@ class AdamW(Adam):
         self._update(self.grads)
 
 
-OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+class LabAdamConstantCorrection(Adam):
+    """Reference lab 000's Adam, kept to measure its mistake: the bias corrections divide
+    by ``1 - beta`` instead of ``1 - beta**t``, and eps sits inside the square root:
+    ``m = beta1*m + (1 - beta1)*g``; ``v = beta2*v + (1 - beta2)*g*g``;
+    ``p -= lr * (m / (1 - beta1)) / sqrt(v / (1 - beta2) + eps)``."""
+
+    def __init__(self, params, grads, *, lr, betas, eps, weight_decay, amsgrad):
+        if amsgrad:
+            raise ValueError("the reference lab's Adam has no AMSGrad")
+        super().__init__(params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False)
+
+    def _update(self, g):
+        self.exp_avg *= self.beta1
+        self.exp_avg += (1 - self.beta1) * g
+        self.exp_avg_sq *= self.beta2
+        self.exp_avg_sq += (1 - self.beta2) * g * g
+        denom = np.sqrt(self.exp_avg_sq / (1 - self.beta2) + self.eps)
+        self.params -= self.lr * (self.exp_avg / (1 - self.beta1)) / denom
+
+
+class LabAdamBeta1SecondMoment(LabAdamConstantCorrection):
+    """Reference lab 001's Adam, kept to measure its mistake: the second moment decays
+    with beta1 instead of beta2 (the corrections use the step count t, as in Adam):
+    ``m = beta1*m + (1 - beta1)*g``; ``v = beta1*v + (1 - beta2)*g*g``;
+    ``p -= lr * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + eps)``."""
+
+    def _update(self, g):
+        self.exp_avg *= self.beta1
+        self.exp_avg += (1 - self.beta1) * g
+        self.exp_avg_sq *= self.beta1
+        self.exp_avg_sq += (1 - self.beta2) * g * g
+        denom = np.sqrt(self.exp_avg_sq / (1 - self.beta2**self.t)) + self.eps
+        self.params -= self.lr * (self.exp_avg / (1 - self.beta1**self.t)) / denom
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+    "adam_lab000": LabAdamConstantCorrection,
+    "adam_lab001": LabAdamBeta1SecondMoment,
+}
 
 
 def build_optimizer(kind: str, params: np.ndarray, grads: np.ndarray, **hyperparameters) -> Optimizer:

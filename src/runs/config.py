@@ -124,6 +124,8 @@ OPTIMIZERS = {
     "rmsprop": (RMSpropConfig, "rmsprop"),
     "adam": (AdamConfig, "adam"),
     "adamw": (AdamConfig, "adamw"),
+    "adam_lab000": (AdamConfig, "adam_lab000"),
+    "adam_lab001": (AdamConfig, "adam_lab001"),
 }
 
 

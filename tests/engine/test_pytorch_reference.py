@@ -21,7 +21,7 @@ from src.engine.encoding import encode_targets
 from src.engine.losses import get_loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
-from src.engine.optimizers import Adam, build_optimizer
+from src.engine.optimizers import LabAdamBeta1SecondMoment, LabAdamConstantCorrection, build_optimizer
 from src.runs.datasets import Dataset
 from src.runs.loop import fit
 
@@ -116,28 +116,7 @@ def test_training_trajectories_match_pytorch(case, optimizer_preset):
     np.testing.assert_allclose(final, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 
-class _AdamWithoutStepCount(Adam):
-    """The reference lab 000's Adam: bias correction by (1 - beta) instead of (1 - beta**t)."""
-
-    def _update(self, g):
-        self.exp_avg = self.beta1 * self.exp_avg + (1 - self.beta1) * g
-        self.exp_avg_sq = self.beta2 * self.exp_avg_sq + (1 - self.beta2) * g * g
-        m_hat, v_hat = self.exp_avg / (1 - self.beta1), self.exp_avg_sq / (1 - self.beta2)
-        self.params -= self.lr * m_hat / np.sqrt(v_hat + self.eps)
-
-
-class _AdamSecondMomentWithBeta1(Adam):
-    """The reference lab 001's Adam: the second moment decays with beta1."""
-
-    def _update(self, g):
-        self.exp_avg = self.beta1 * self.exp_avg + (1 - self.beta1) * g
-        self.exp_avg_sq = self.beta1 * self.exp_avg_sq + (1 - self.beta2) * g * g
-        m_hat = self.exp_avg / (1 - self.beta1**self.t)
-        v_hat = self.exp_avg_sq / (1 - self.beta2**self.t)
-        self.params -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-
-
-@pytest.mark.parametrize("faulty", [_AdamWithoutStepCount, _AdamSecondMomentWithBeta1])
+@pytest.mark.parametrize("faulty", [LabAdamConstantCorrection, LabAdamBeta1SecondMoment])
 def test_the_reference_labs_adam_mistakes_fail_the_comparison(faulty, optimizer_preset):
     p0 = STEPS["adam/p0"]
     optimizer = faulty(p0.copy(), np.zeros_like(p0), **optimizer_preset("adam", lr=1e-3))
