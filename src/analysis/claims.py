@@ -11,7 +11,8 @@ Each claim of ``conf/claims.yaml`` names the lab preset that reproduces it
   there counting as infinite), and *disagrees* otherwise;
 * "never within N" agrees when at least half the seeds did not get there within N epochs;
 * a final loss or accuracy agrees when it lies within the seeds' range, is of the same
-  order within a factor of 3 of the median, and disagrees otherwise.
+  order within a factor of 3 of the median, and disagrees otherwise;
+* a claim without a preset is *not reproducible* as stated; its note says why.
 
 ``claims_table`` is the README's claims table (``python -m src.analysis.report``).
 """
@@ -40,9 +41,9 @@ class Claim:
     id: str
     lab: str
     claim: str
-    preset: str  # e.g. labs/lab001_learning_rates
-    where: dict = field(hash=False)
-    lab_value: float | list | str = field(hash=False)
+    preset: str | None  # e.g. labs/lab001_learning_rates; None: not reproducible (see note)
+    where: dict | None = field(default=None, hash=False)
+    lab_value: float | list | str | None = field(default=None, hash=False)
     measure: str = "epochs_to_threshold"
     note: str = ""
 
@@ -57,6 +58,8 @@ class Claim:
     @property
     def lab_text(self) -> str:
         value = self.lab_value
+        if value is None:
+            return "—"
         if isinstance(value, list):
             return f"{value[0]:g}" if value[0] == value[1] else f"{value[0]:g}–{value[1]:g}"
         return str(value)
@@ -82,6 +85,8 @@ def select(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
 
 def judge(claim: Claim, runs: pd.DataFrame) -> dict[str, str]:
     """``{"harness": ..., "verdict": ...}`` for ``claim`` on the runs of its preset."""
+    if claim.preset is None:
+        return {"harness": "—", "verdict": "not reproducible"}
     selected = select(runs, claim.where)
     n = len(selected)
     if n == 0:
@@ -122,7 +127,7 @@ def _verdict(lab_low: float, lab_high: float, low: float, high: float, median: f
 
 
 def _count(value: float) -> str:
-    return f"{value:.0f}" if math.isfinite(value) else "never"
+    return f"{value:.0f}" if math.isfinite(value) else "not reached"
 
 
 def claims_table(tracking_uri: str | None = None) -> str:
@@ -134,12 +139,12 @@ def claims_table(tracking_uri: str | None = None) -> str:
     ]
     loaded: dict[str, pd.DataFrame] = {}
     for claim in load_claims():
-        if claim.preset not in loaded:
+        if claim.preset is not None and claim.preset not in loaded:
             try:
                 loaded[claim.preset] = load_runs(claim.experiment, tracking_uri=tracking_uri)
             except ValueError:
                 loaded[claim.preset] = pd.DataFrame()
-        result = judge(claim, loaded[claim.preset])
+        result = judge(claim, loaded.get(claim.preset, pd.DataFrame()))
         lines.append(
             f"| {claim.lab} | {claim.claim} | {claim.lab_text} | {result['harness']} | {result['verdict']} "
             f"| {claim.note} |"

@@ -2,8 +2,9 @@
 
 Layer ``i`` maps its input ``a_i`` of shape (n, fan_in) to ``z_i = a_i @ W_i + b_i``
 and ``a_{i+1} = f_i(z_i)``, with ``W_i`` of shape (fan_in, fan_out) and ``b_i`` of
-shape (fan_out,). ``a_0`` is the input batch; hidden layers share one activation and
-the last layer has its own (the output activation).
+shape (fan_out,). ``a_0`` is the input batch; the hidden layers share one activation
+(or have one each, given as a sequence) and the last layer has its own (the output
+activation).
 
 All parameters are stored back to back in ``params`` (W0, b0, W1, b1, ...), and
 ``weights[i]`` / ``biases[i]`` are reshaped views into it; gradients mirror that
@@ -42,7 +43,7 @@ class MLP:
         self,
         sizes: Sequence[int],
         *,
-        hidden_activation: str,
+        hidden_activation: str | Sequence[str],
         output_activation: str,
         bias: bool,
         leaky_slope: float,
@@ -54,10 +55,16 @@ class MLP:
         self.bias = bias
         self.dtype = np.dtype(dtype)
         n_layers = len(self.sizes) - 1
-        self.activations = [get_activation(hidden_activation, leaky_slope)] * (n_layers - 1)
+        if isinstance(hidden_activation, str):
+            hidden = [hidden_activation] * (n_layers - 1)
+        else:
+            hidden = list(hidden_activation)
+            if len(hidden) != n_layers - 1:
+                raise ValueError(f"{len(hidden)} hidden activations for {n_layers - 1} hidden layers")
+        self.activations = [get_activation(name, leaky_slope) for name in hidden]
         self.activations.append(get_activation(output_activation, leaky_slope))
 
-        self.hidden_activation = hidden_activation
+        self.hidden_activation = hidden_activation if isinstance(hidden_activation, str) else tuple(hidden)
         self.output_activation = output_activation
         self.leaky_slope = leaky_slope
 

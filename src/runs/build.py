@@ -40,7 +40,7 @@ def build_network(run: RunConfig) -> MLP:
     m = run.model
     return MLP(
         [2, *m.hidden_widths, run.n_outputs],
-        hidden_activation=m.activation,
+        hidden_activation=m.hidden_activations,
         output_activation=m.output_activation,
         bias=m.bias,
         leaky_slope=m.leaky_slope,

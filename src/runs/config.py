@@ -138,6 +138,7 @@ class ModelConfig:
     width: int = constrained(Interval(1, integer=True))
     widths: list[int] | None = constrained(Each(Interval(1, integer=True)), nullable=True)
     activation: str = constrained(OneOf(HIDDEN_ACTIVATIONS))
+    activations: list[str] | None = constrained(Each(OneOf(HIDDEN_ACTIVATIONS)), nullable=True)
     leaky_slope: float = constrained(Interval())
     output_activation: str = constrained(OneOf(OUTPUT_ACTIVATIONS))
     init: str = constrained(OneOf(INIT_SCHEMES))
@@ -148,6 +149,11 @@ class ModelConfig:
     def hidden_widths(self) -> list[int]:
         """Per-layer hidden widths: ``widths`` when given, else ``depth`` times ``width``."""
         return list(self.widths) if self.widths is not None else [self.width] * self.depth
+
+    @property
+    def hidden_activations(self) -> list[str]:
+        """Per-layer hidden activations: ``activations`` when given, else ``activation`` for each."""
+        return list(self.activations) if self.activations is not None else [self.activation] * len(self.hidden_widths)
 
 
 @dataclass
@@ -302,6 +308,12 @@ def _cross_field_rules(run: RunConfig):
         m.output_activation,
         m.output_activation != "softmax" or run.n_outputs > 1,
         "softmax needs more than one output unit (use sigmoid for a binary problem, or loss=cross_entropy)",
+    )
+    yield (
+        "model.activations",
+        m.activations,
+        m.activations is None or len(m.activations) == len(m.hidden_widths),
+        f"one activation per hidden layer ({len(m.hidden_widths)})",
     )
     if isinstance(o, SGDConfig):
         yield (

@@ -43,8 +43,8 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
 
 def run_name(run) -> str:
     """``tracking.run_name``, else a readable name from the config, e.g.
-    ``xor-adam-2x8-tanh-s0`` (``w4-2`` for unequal widths, ``nohidden`` for a network
-    without hidden layers)."""
+    ``xor-adam-2x8-tanh-s0`` (``w4-2`` for unequal widths, ``identity-relu`` for one
+    activation per layer, ``nohidden`` for a network without hidden layers)."""
     if run.tracking.run_name:
         return run.tracking.run_name
     widths = run.model.hidden_widths
@@ -54,7 +54,9 @@ def run_name(run) -> str:
         shape = f"{len(widths)}x{widths[0]}"
     else:
         shape = "w" + "-".join(map(str, widths))
-    return f"{run.dataset.name}-{run.optimizer.name}-{shape}-{run.model.activation}-s{run.trainer.seed}"
+    activations = run.model.hidden_activations
+    activation = run.model.activation if len(set(activations)) <= 1 else "-".join(activations)
+    return f"{run.dataset.name}-{run.optimizer.name}-{shape}-{activation}-s{run.trainer.seed}"
 
 
 @functools.cache

@@ -50,6 +50,17 @@ def test_backprop_without_bias(hidden, random_batch, network):
     assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
 
 
+@pytest.mark.parametrize("first, second", list(itertools.permutations(HIDDEN_ACTIVATIONS, 2)))
+def test_backprop_with_one_activation_per_hidden_layer(first, second, random_batch, make_network):
+    """Lab 004's network has a linear first hidden layer and a ReLU second one."""
+    net = make_network([2, 5, 4, 1], [first, second], "sigmoid", init="normal", leaky_slope=0.1)
+    assert [a.name for a in net.activations] == [first, second, "sigmoid"]
+    x, y = random_batch(1, n=7, seed=1)
+    assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
+    with pytest.raises(ValueError, match="1 hidden activations for 2 hidden layers"):
+        make_network([2, 5, 4, 1], [first], "sigmoid")
+
+
 def test_gradient_covers_every_weight_and_bias(random_batch, network):
     """Each W_i and b_i has its own slot in the flat gradient, and each is non-zero."""
     net = network("tanh", "sigmoid", 1)

@@ -135,6 +135,8 @@ def test_options_validate(compose_config, override):
         (["model.width=0"], "model.width", "0"),
         (["model.widths=[4,0]"], "model.widths", "[4, 0]"),
         (["model.activation=swish"], "model.activation", "swish"),
+        (["model.activations=[relu,swish]"], "model.activations", "swish"),
+        (["model.activations=[relu]"], "model.activations", "one activation per hidden layer (2)"),
         (["model.init=zeros"], "model.init", "zeros"),
         (["trainer.epochs=abc"], "trainer.epochs", "abc"),
         (["trainer.epochs=0"], "trainer.epochs", "0"),

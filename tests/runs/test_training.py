@@ -161,3 +161,14 @@ def test_l2_shrinks_the_weights(train):
         _, parts = train(f"trainer.l2={l2}", "trainer.loss_threshold=null", "trainer.epochs=300", "optimizer=adam")
         norms[l2] = sum(float((w**2).sum()) for w in parts.net.weights)
     assert norms[0.05] < 0.5 * norms[0.0]
+
+
+def test_one_activation_per_hidden_layer_builds_and_names_the_network(compose_config):
+    from src.runs.tracking import run_name
+
+    run = validate(compose_config("model.activations=[identity,relu]", "model.width=4"))
+    parts = assemble(run)
+    assert [a.name for a in parts.net.activations] == ["identity", "relu", "sigmoid"]
+    assert run_name(run) == "xor-sgd-2x4-identity-relu-s0"
+    same = validate(compose_config("model.activations=[relu,relu]", "model.activation=relu"))
+    assert run_name(same) == "xor-sgd-2x8-relu-s0"
