@@ -25,12 +25,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from src.engine.network import MLP
 from src.runs import contract as c
 from src.runs.build import build_dataset, load_network
-from src.runs.config import validate
+from src.runs.config import load_run_config
 from src.runs.datasets import Dataset
 from src.runs.tracking import resolve_tracking_uri
 
@@ -223,5 +222,5 @@ def load_trained(run: pd.Series | str, tracking_uri: str | None = None) -> tuple
     local = _local_path(artifact_uri)
     if local is None:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, tracking_uri=client.tracking_uri))
-    config = validate(OmegaConf.load(local / c.CONFIG_FILE))
+    config = load_run_config(local / c.CONFIG_FILE)
     return load_network(config, local / c.WEIGHTS_FILE), build_dataset(config)

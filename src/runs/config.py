@@ -265,6 +265,21 @@ def _by_name(section: str, schemas: dict[str, type], node: Any):
     return _typed(section, schemas[name], node)
 
 
+def load_run_config(path) -> RunConfig:
+    """A run's logged ``config.yaml``, validated. A run logged before a key existed lacks
+    it; the key then takes its default from ``conf/`` (``config.yaml``, and
+    ``model/mlp.yaml`` for the model). That rebuilds the run's network and data exactly:
+    every key added since either keeps the old behaviour at its default
+    (``model.activations``) or does not shape the network or the data (the trainer's
+    stopping rule, the study's labels)."""
+    logged = OmegaConf.load(path)
+    current = OmegaConf.load(CONF_DIR / "config.yaml")
+    base = {section: current[section] for section in ("trainer", "tracking", "study") if section in logged}
+    if "model" in logged:
+        base["model"] = OmegaConf.load(CONF_DIR / "model" / "mlp.yaml")
+    return validate(OmegaConf.merge(OmegaConf.create(base), logged))
+
+
 def validate(cfg: DictConfig) -> RunConfig:
     """Type-check and value-check a composed config; raise ``ConfigError`` naming the key."""
     for key in cfg:

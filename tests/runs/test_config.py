@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import MISSING
 
 from src.engine.optimizers import OPTIMIZERS as UPDATE_RULES
@@ -178,3 +179,16 @@ def test_bad_values_fail_naming_the_key_and_create_no_run(
     assert message.startswith(f"{key}:") and fragment in message
     # The tracking store was never touched: no database, no artifact directory.
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_logged_before_newer_keys_existed_still_loads(compose_config, tmp_path):
+    """Runs logged before model.activations, trainer.threshold_patience and study.scale_by/
+    phase existed rebuild the same network and data."""
+    from src.runs.config import load_run_config
+
+    run = validate(compose_config("model.width=4", "optimizer=adam"))
+    old = yaml.safe_load(run.to_yaml())
+    del old["model"]["activations"], old["trainer"]["threshold_patience"]
+    del old["study"]["scale_by"], old["study"]["phase"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert load_run_config(tmp_path / "config.yaml") == run
