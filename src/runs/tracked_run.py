@@ -3,11 +3,15 @@
 Everything the run produces goes to one MLflow run:
 
 * params: the validated config flattened to dotted keys;
-* metrics: ``train_loss``/``train_accuracy`` (and ``test_*``) per epoch, sent by a
-  ``MetricWriter`` thread (every epoch up to 500, then thinned; ``history.parquet`` has
-  every epoch); summary metrics ``final_*``, ``epochs_run``, ``epochs_to_threshold``
-  (when the threshold was reached), ``epochs_to_full_accuracy`` (the first epoch with
-  every training point right, when there was one) and ``train_seconds``;
+* metrics: ``train_loss``/``train_accuracy`` (``train_loss_running`` on mini-batches,
+  and ``test_*``) per epoch, sent by a ``MetricWriter`` thread (every epoch up to 500,
+  then thinned; ``history.parquet`` has every epoch); summary metrics ``final_*``,
+  ``epochs_run``, ``updates_run``, ``examples_run``, ``epochs_to_threshold`` with
+  ``updates_to_threshold`` and ``examples_to_threshold`` (when the threshold was reached
+  and held, ``src.runs.loop``), ``first_below_threshold`` (when the loss ever went
+  below it), ``epochs_to_full_accuracy`` (the first epoch with every training point
+  right, when there was one), ``tail_loss_drop`` (the relative fall of the loss over the
+  last tenth of the epochs) and ``train_seconds``;
 * artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
