@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 from os import PathLike
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from src.engine.initializers import initialize
 from src.engine.losses import get_loss
 from src.engine.network import MLP
 from src.engine.objective import Objective
 from src.engine.optimizers import Optimizer, build_optimizer
-from src.runs.config import ConfigError, RunConfig, load_run_config
+from src.runs.config import ConfigError, RunConfig, validate
 from src.runs.datasets import Dataset, load_dataset
 
 
@@ -64,8 +65,10 @@ def build_dataset(run: RunConfig) -> Dataset:
 
 def load_network(config: RunConfig | str | PathLike, weights: str | PathLike) -> MLP:
     """The trained network of a run: its config (a ``RunConfig`` or the path of its
-    ``config.yaml``) and its ``weights.npz``."""
-    run = config if isinstance(config, RunConfig) else load_run_config(config)
+    ``config.yaml``, read as is: a pyfunc model carries the code that wrote it, and no
+    ``conf/``; ``src.runs.config.load_run_config`` reads older runs' configs) and its
+    ``weights.npz``."""
+    run = config if isinstance(config, RunConfig) else validate(OmegaConf.load(config))
     net = build_network(run)
     net.load(weights)
     return net
