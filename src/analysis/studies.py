@@ -8,10 +8,14 @@ group such as ``optimizer`` is the column ``optimizer.name``). A new preset is a
 study with no Python edit.
 
 The outcome is an epoch count (``epochs_to_threshold``: how fast the loss falls below
-``trainer.loss_threshold``; ``epochs_to_full_accuracy``: how fast every training point
-is classified correctly) or ``final_accuracy`` (held out when the runs have a test
-split). ``summary``, ``headline`` and ``conclusion`` compute the numbers shown in the
-notebooks and in the README's Studies table.
+``trainer.loss_threshold`` and stays there; ``epochs_to_full_accuracy``: how fast every
+training point is classified correctly) or ``final_accuracy`` (held out when the runs
+have a test split). An epoch count is right-censored data (``src.analysis.survival``):
+every run counts, one that never got there as infinite, and a setting without a median
+says whether its runs were still falling or on a plateau. A preset on
+``hydra/sweeper=tuned`` (``src.runs.tuning``) is judged on its report runs, each setting
+at its chosen value. ``summary``, ``headline``, ``answer`` and ``conclusion`` compute the
+numbers shown in the notebooks and in the README's Studies table.
 """
 
 from __future__ import annotations
@@ -318,10 +322,6 @@ def _level(row: pd.Series, factors: tuple[str, ...]) -> str:
     if isinstance(row[factors[0]], str):
         return label
     return f"{factors[0].rsplit('.', 1)[-1]}={label}"
-
-
-def _count(value: float) -> str:
-    return f"{value:.0f}" if np.isfinite(value) else "never"
 
 
 def _outcome(row: pd.Series, axis: str = "epochs") -> str:
