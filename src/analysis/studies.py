@@ -36,6 +36,8 @@ from src.runs.contract import (
     FINAL_TRAIN_ACCURACY,
     FINAL_TRAIN_LOSS,
     FIRST_BELOW_THRESHOLD,
+    PARAM_PHASE,
+    PARAM_SEED,
     TAIL_LOSS_DROP,
     UPDATES_RUN,
     UPDATES_TO_THRESHOLD,
@@ -43,13 +45,13 @@ from src.runs.contract import (
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 #: Swept keys that are not factors: the dataset (the focus) and the seed (replicates).
-NOT_FACTORS = ("dataset", "trainer.seed")
+NOT_FACTORS = ("dataset", PARAM_SEED)
 #: A run that did not reach the event has plateaued when its loss fell by less than this
 #: fraction over the last tenth of its epochs (``tail_loss_drop``); otherwise it was still
 #: falling when the budget ran out. Neither is called "never": a plateau can end later.
 PLATEAU_DROP = 0.01
 #: The column of a run's phase in a tuned study (``tune`` or ``report``).
-PHASE = "study.phase"
+PHASE = PARAM_PHASE
 #: The event columns of the other axes (the epoch axis uses the study's outcome).
 AXIS_COLUMNS = {"updates": UPDATES_TO_THRESHOLD, "examples": EXAMPLES_TO_THRESHOLD}
 

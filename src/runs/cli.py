@@ -21,15 +21,17 @@ from src.runs.contract import TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SW
 
 def job_context():
     """Parent run and tags of the current Hydra job."""
-    from src.runs.sweep import read_parent_run_id
+    from src.runs.sweep import read_parent_run_id, read_swept_keys
     from src.runs.tracked_run import JobContext
+    from src.runs.tracking import sweep_run_name
 
     hydra_cfg = HydraConfig.get()
     tags = {TAG_OVERRIDES: " ".join(hydra_cfg.overrides.task), TAG_OUTPUT_DIR: hydra_cfg.runtime.output_dir}
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return JobContext(tags=tags)
     tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
-    return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), tags=tags)
+    name = sweep_run_name(hydra_cfg.overrides.task, read_swept_keys(hydra_cfg.sweep.dir))
+    return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), run_name=name, tags=tags)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

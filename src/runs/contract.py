@@ -18,6 +18,8 @@ PREDICTION_FILE = "ground_truth_vs_prediction.png"
 MODEL_NAME = "model"  #: the pyfunc model's name within the run
 #: In a sweep directory: the id of the sweep's parent run, read by every job.
 PARENT_RUN_FILE = "mlflow_parent_run_id"
+#: In a sweep directory: the keys the sweep varies, one per line, read by every job (run names).
+SWEPT_KEYS_FILE = "swept_keys"
 
 # --- tags ------------------------------------------------------------------------------
 TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run
@@ -32,7 +34,15 @@ TAG_REACHED_THRESHOLD = "reached_threshold"
 TAG_INTERRUPTED = "interrupted"
 TAG_GRADCHECK = "gradcheck"  #: "failed" when the gradient check failed the run
 TAG_MODEL_URI = "model_uri"
+#: The config's short form (``xor-adam-2x8-tanh-s0``): a sweep's child is named by what
+#: the sweep varies, and this tag keeps the fixed context.
+TAG_SETTING = "setting"
+TAG_DESCRIPTION = "mlflow.note.content"  #: MLflow's run description
 TAG_PARENT_RUN = "mlflow.parentRunId"  #: MLflow's own link from a child to its parent
+
+# --- params the readers look up (a run's params are its config's dotted keys) ---------
+PARAM_SEED = "trainer.seed"
+PARAM_PHASE = "study.phase"  #: ``tune`` or ``report`` under ``hydra/sweeper=tuned``
 
 # --- metrics ---------------------------------------------------------------------------
 TRAIN_LOSS = "train_loss"  #: the whole training set under the end-of-epoch weights

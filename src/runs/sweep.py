@@ -2,9 +2,12 @@
 
 ``on_multirun_start`` validates the base config, creates the tracking store and the
 experiment once (before any job can race to create a fresh sqlite store), opens the
-parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id``, where every job
-of the sweep (in this process or another launcher's) finds it. ``on_multirun_end``
-marks the parent FINISHED; if the sweep ends with an error the parent is marked FAILED.
+parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and the keys the
+sweep varies to ``<sweep dir>/swept_keys``, where every job of the sweep (in this
+process or another launcher's) finds them: a job is named by its swept values. The
+parent is named by the swept keys and the job count, and its description holds the
+command line. ``on_multirun_end`` marks the parent FINISHED; if the sweep ends with an
+error the parent is marked FAILED.
 
 Hydra instantiates this callback for single runs too, so MLflow is imported only when a
 sweep starts.
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,17 @@ from omegaconf import DictConfig
 
 from src.runs import figure_worker
 from src.runs.config import ConfigError, validate
-from src.runs.contract import PARENT_RUN_FILE, TAG_OVERRIDES, TAG_SWEEP, TAG_SWEEP_DIR
-from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri
+from src.runs.contract import (
+    PARAM_PHASE,
+    PARAM_SEED,
+    PARENT_RUN_FILE,
+    SWEPT_KEYS_FILE,
+    TAG_DESCRIPTION,
+    TAG_OVERRIDES,
+    TAG_SWEEP,
+    TAG_SWEEP_DIR,
+)
+from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +46,36 @@ log = logging.getLogger(__name__)
 def read_parent_run_id(sweep_dir: str | Path) -> str | None:
     path = Path(sweep_dir) / PARENT_RUN_FILE
     return path.read_text().strip() if path.exists() else None
+
+
+def read_swept_keys(sweep_dir: str | Path) -> list[str]:
+    path = Path(sweep_dir) / SWEPT_KEYS_FILE
+    return path.read_text().split() if path.exists() else []
+
+
+def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
+    """The keys a multirun varies, in the order its sweeper lists them (the preset's
+    ``hydra.sweeper.params``, then the command line, a later value replacing an earlier
+    one as in Hydra's basic sweeper), and the number of jobs it launches. With
+    ``hydra/sweeper=tuned`` the tuned key, the phase and the seed are swept too."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = config.hydra.sweeper
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    try:
+        overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+        counts: dict[str, int] = {}
+        for override in overrides:
+            key = override.key_or_group
+            counts[key] = len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
+    except Exception:  # a sweep the parser cannot expand without the config loader (glob)
+        return [], None
+    swept = [key for key, count in counts.items() if count > 1]
+    jobs = math.prod(counts.values())
+    if sweeper.get("tune_key"):
+        swept += [sweeper.tune_key, PARAM_PHASE, PARAM_SEED]
+        jobs *= len(sweeper.tune_values) * len(sweeper.tune_seeds) + len(sweeper.report_seeds)
+    return swept, jobs
 
 
 class MlflowParentRun(Callback):
@@ -50,13 +94,22 @@ class MlflowParentRun(Callback):
         experiment_id = ensure_experiment(self.client, run.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = " ".join(config.hydra.overrides.task)
+        swept, jobs = swept_axes(config)
+        command = shlex.join(["python", "-m", "src.train", *sys.argv[1:]])
         parent = self.client.create_run(
             experiment_id,
-            run_name=f"sweep {sweep_dir.name}",
-            tags={**git_tags(), TAG_SWEEP_DIR: str(sweep_dir), TAG_OVERRIDES: overrides, TAG_SWEEP: "true"},
+            run_name=sweep_name(swept, jobs, sweep_dir.name),
+            tags={
+                **git_tags(),
+                TAG_SWEEP_DIR: str(sweep_dir),
+                TAG_OVERRIDES: overrides,
+                TAG_SWEEP: "true",
+                TAG_DESCRIPTION: command,
+            },
         )
         self.parent_run_id = parent.info.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEPT_KEYS_FILE).write_text("\n".join(swept))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
         atexit.register(self._finish, "FAILED")
         figure_worker.sweep_starts()

@@ -63,9 +63,11 @@ class GradientCheckError(RuntimeError):
 
 @dataclass
 class JobContext:
-    """Where a run sits in a sweep: its parent MLflow run and tags describing the job."""
+    """Where a run sits in a sweep: its parent MLflow run, its name from the sweep's
+    swept values (``src.runs.tracking.sweep_run_name``) and tags describing the job."""
 
     parent_run_id: str | None = None
+    run_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,12 +99,13 @@ def train_and_track(
     run = validate(cfg)
     job = job or JobContext()
     parts = assemble(run)
-    name = run_name(run)
+    setting = run_name(run)
+    name = run.tracking.run_name or job.run_name or setting
 
     mlflow.set_tracking_uri(resolve_tracking_uri(run.tracking.uri))
     client = MlflowClient()
     experiment_id = ensure_experiment(client, run.tracking.experiment)
-    tags = {**git_tags(), **job.tags}
+    tags = {**git_tags(), **job.tags, c.TAG_SETTING: setting}
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags
     ) as active:

@@ -1,14 +1,22 @@
-"""MLflow plumbing: which store runs go to, their experiment, their names and git tags."""
+"""MLflow plumbing: which store runs go to, their experiment, their names and git tags.
+
+Names: a single run is named by its config's short form (``run_name``:
+``xor-adam-2x8-tanh-s0``). A sweep's child is named by the values its sweep varies, in
+the order the sweep lists them (``sweep_run_name``: ``adam-lr=0.1-s3``): a group option
+by its name, the seed as ``s3``, any other key as ``short=value`` (its last dotted
+component). A sweep's parent is named by its swept keys and its job count
+(``sweep_name``: ``optimizer×lr×seed (16 jobs) 14-19-12``).
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from src.runs.contract import TAG_GIT_COMMIT, TAG_GIT_DIRTY
+from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -71,3 +79,40 @@ def git_tags() -> dict[str, str]:
     if commit.returncode != 0:
         return {}
     return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
+
+
+#: Config groups: a swept group is written by its option's name alone.
+GROUPS = ("dataset", "model", "optimizer", "loss")
+SEED = PARAM_SEED
+
+
+def _short(key: str) -> str:
+    return "seed" if key == SEED else key.rsplit(".", 1)[-1]
+
+
+def sweep_run_name(overrides: Sequence[str], swept: Sequence[str]) -> str | None:
+    """The name of a sweep's job from its overrides (``key=value`` strings): the values of
+    the ``swept`` keys, in that order; None when none of them is among the overrides."""
+    values = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        values[key.lstrip("+")] = value
+    parts = []
+    for key in swept:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == SEED:
+            parts.append(f"s{value}")
+        elif key in GROUPS or (key.endswith(".name") and "." not in key[: -len(".name")]):
+            parts.append(value)
+        else:
+            parts.append(f"{_short(key)}={value}")
+    return "-".join(parts) or None
+
+
+def sweep_name(swept: Sequence[str], jobs: int | None, when: str) -> str:
+    """``optimizer×lr×seed (16 jobs) 14-19-12`` (``jobs`` None: left out)."""
+    axes = "×".join(_short(key) for key in swept) or "sweep"
+    count = f" ({jobs} jobs)" if jobs else ""
+    return f"{axes}{count} {when}"

@@ -39,10 +39,10 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 
-from src.runs.contract import FINAL_TEST_ACCURACY, FINAL_TRAIN_ACCURACY, FINAL_TRAIN_LOSS
+from src.runs.contract import FINAL_TEST_ACCURACY, FINAL_TRAIN_ACCURACY, FINAL_TRAIN_LOSS, PARAM_PHASE, PARAM_SEED
 
 log = logging.getLogger(__name__)
-SEED, PHASE = "trainer.seed", "study.phase"
+SEED, PHASE = PARAM_SEED, PARAM_PHASE
 TUNING_FILE = "tuning.yaml"
 
 

@@ -1,0 +1,92 @@
+"""Run names: a sweep's children by what the sweep varies, its parent by the swept keys."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import open_dict
+
+from src.runs.config import CONF_DIR
+from src.runs.sweep import swept_axes
+from src.runs.tracking import sweep_name, sweep_run_name
+
+
+@pytest.mark.parametrize(
+    "overrides, swept, name",
+    [
+        (
+            ["optimizer=adam", "optimizer.lr=0.1", "trainer.seed=3"],
+            ["optimizer.lr", "optimizer", "trainer.seed"],
+            "lr=0.1-adam-s3",
+        ),
+        (["dataset=xor", "model.width=8", "trainer.epochs=300"], ["dataset", "model.width"], "xor-width=8"),
+        (
+            ["+experiment=losses", "loss=bce", "optimizer.lr=1", "study.phase=tune"],
+            ["loss", "optimizer.lr", "study.phase"],
+            "bce-lr=1-phase=tune",
+        ),
+        (["trainer.batch_size=null"], ["trainer.batch_size"], "batch_size=null"),
+        (["trainer.epochs=10"], [], None),
+    ],
+)
+def test_a_child_is_named_by_its_swept_values_in_sweep_order(overrides, swept, name):
+    assert sweep_run_name(overrides, swept) == name
+
+
+def test_a_parent_is_named_by_its_swept_keys_and_job_count():
+    assert (
+        sweep_name(["optimizer", "optimizer.lr", "trainer.seed"], 16, "14-19-12")
+        == "optimizer×lr×seed (16 jobs) 14-19-12"
+    )
+    assert sweep_name([], None, "14-19-12") == "sweep 14-19-12"
+
+
+def _multirun_config(preset, *task):
+    """The config ``on_multirun_start`` sees for ``-m +experiment=PRESET *task``."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose(config_name="config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
+    with open_dict(config):
+        config.hydra.overrides.task = [f"+experiment={preset}", *task]
+    return config
+
+
+def test_swept_axes_follow_the_preset_then_the_command_line():
+    config = _multirun_config("hidden_units", "model.width=2,8", "trainer.epochs=50")
+    assert swept_axes(config) == (["dataset", "model.width", "trainer.seed"], 2 * 2 * 10)
+    fixed = _multirun_config("hidden_units", "dataset=xor", "trainer.seed=0,1")
+    assert swept_axes(fixed) == (["model.width", "trainer.seed"], 6 * 2)
+    tuned = _multirun_config("optimizers", "optimizer=sgd,adam", "dataset=xor")
+    assert swept_axes(tuned) == (["optimizer", "optimizer.lr", "study.phase", "trainer.seed"], 2 * (9 * 3 + 10))
+
+
+def test_the_readme_sweep_names_its_children_by_optimizer(tmp_path, tracking_uri):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    command = [
+        sys.executable,
+        "-m",
+        "src.train",
+        "-m",
+        f"hydra.sweep.dir={tmp_path / 'multirun' / '14-19-12'}",
+        "optimizer=sgd,momentum,adagrad,adam",
+        "trainer.epochs=5",
+        "tracking.log_figures=false",
+        "tracking.log_model=false",
+    ]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("backprop").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    assert parent.info.run_name == "optimizer (4 jobs) 14-19-12"
+    assert parent.data.tags["mlflow.note.content"].startswith("python -m src.train -m hydra.sweep.dir=")
+    assert parent.data.tags["mlflow.note.content"].endswith(
+        "optimizer=sgd,momentum,adagrad,adam trainer.epochs=5 tracking.log_figures=false tracking.log_model=false"
+    )
+    assert sorted(r.info.run_name for r in children) == ["adagrad", "adam", "momentum", "sgd"]
+    assert {r.data.tags["setting"] for r in children} == {
+        f"xor-{o}-2x8-tanh-s0" for o in ("sgd", "momentum", "adagrad", "adam")
+    }
