@@ -6,8 +6,9 @@ parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and the key
 sweep varies to ``<sweep dir>/swept_keys``, where every job of the sweep (in this
 process or another launcher's) finds them: a job is named by its swept values. The
 parent is named by the swept keys and the job count, and its description holds the
-command line. ``on_multirun_end`` marks the parent FINISHED; if the sweep ends with an
-error the parent is marked FAILED.
+command line. When the sweep ends (``on_multirun_end``: FINISHED; at exit after an error:
+FAILED) the parent gets the sweep's report (``src.runs.sweep_report``) and the console
+its ranked table.
 
 Hydra instantiates this callback for single runs too, so MLflow is imported only when a
 sweep starts.
@@ -82,6 +83,8 @@ class MlflowParentRun(Callback):
     def __init__(self) -> None:
         self.client = None
         self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.swept: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -107,7 +110,7 @@ class MlflowParentRun(Callback):
                 TAG_DESCRIPTION: command,
             },
         )
-        self.parent_run_id = parent.info.run_id
+        self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEPT_KEYS_FILE).write_text("\n".join(swept))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
@@ -120,7 +123,31 @@ class MlflowParentRun(Callback):
         self._finish("FINISHED")
 
     def _finish(self, status: str) -> None:
+        """Write the sweep's report on the parent (``src.runs.sweep_report``), print its
+        ranked table and where to look, and close the parent with ``status``."""
         if self.parent_run_id is None:
             return
-        self.client.set_terminated(self.parent_run_id, status)
-        self.parent_run_id = None
+        parent_run_id, self.parent_run_id = self.parent_run_id, None
+        from src.runs.sweep_report import write_report
+
+        try:
+            table = write_report(self.client, self.experiment_id, parent_run_id, self.swept)
+            log.info(
+                "Sweep %s:\n%s\n%s",
+                status.lower(),
+                table,
+                where_to_look(self.client, self.experiment_id, parent_run_id),
+            )
+        finally:
+            self.client.set_terminated(parent_run_id, status)
+
+
+def where_to_look(client, experiment_id: str, run_id: str) -> str:
+    """The ``mlflow ui`` command for the store and the run's address in it."""
+    uri = client.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        return f"Browse: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return (
+        f"Browse: uv run mlflow ui --backend-store-uri {uri}\n"
+        f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+    )

@@ -1,0 +1,175 @@
+"""A sweep's parent run as its report, written when the sweep ends (or fails, with what
+finished), and the console's closing table.
+
+From the sweep's child runs in the store the parent gets:
+
+* params: each swept key with the values its children took (``optimizer.lr = 0.01, 0.1``);
+* metrics: ``jobs_finished``, ``jobs_failed``, ``jobs_diverged``, ``jobs_reached_threshold``;
+* artifacts: ``sweep_summary.csv``, one row per child (name, status, swept values and
+  summary metrics), and ``sweep_learning_curves.png``, every child's ``train_loss``
+  from its metric history, one colour per setting (the swept values but the seed; the
+  median over seeds with its range when seeds are swept).
+
+The closing table ranks the settings, best first: by the median epochs to the loss
+threshold over the seeds, a run that never got there counting as infinite (so a setting
+where few seeds arrived cannot win), then by the median final training loss. It ends
+with the ``mlflow ui`` command and the parent run's address.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from src.runs import contract as c
+from src.runs.tuning import median
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+SUMMARY_FILE = "sweep_summary.csv"
+CURVES_FILE = "sweep_learning_curves.png"
+#: Summary metrics in the summary table, in this order.
+COLUMNS = (c.EPOCHS_RUN, c.EPOCHS_TO_THRESHOLD, c.FINAL_TRAIN_LOSS, c.FINAL_TRAIN_ACCURACY, c.FINAL_TEST_ACCURACY)
+
+
+def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Run]:
+    """Every child run of the sweep, in job order."""
+    found, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], f"tags.`{c.TAG_PARENT_RUN}` = '{parent_run_id}'", max_results=1000, page_token=token
+        )
+        found.extend(page)
+        token = page.token
+        if not token:
+            break
+    return sorted(found, key=lambda run: int(run.data.tags.get(c.TAG_JOB_NUM, 0)))
+
+
+def setting_of(run: Run, swept: list[str]) -> str:
+    """The child's swept values but the seed, e.g. ``optimizer=adam lr=0.1`` (or ``all``)."""
+    parts = [
+        f"{key.rsplit('.', 1)[-1]}={run.data.params.get(_param(key), '?')}" for key in swept if key != c.PARAM_SEED
+    ]
+    return " ".join(parts) or "all"
+
+
+def _param(key: str) -> str:
+    """The param a swept key lands in: a swept group is its option's ``name``."""
+    return key if "." in key else f"{key}.name"
+
+
+def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, swept: list[str]) -> str:
+    """Log the report on the parent run; return the closing table for the console."""
+    from mlflow.entities import Metric, Param
+
+    runs = children(client, experiment_id, parent_run_id)
+    params = []
+    for key in swept:
+        values = list(dict.fromkeys(run.data.params.get(_param(key), "?") for run in runs))
+        params.append(Param(key, ", ".join(values)[:6000]))
+    counts = {
+        "jobs_finished": sum(run.info.status == "FINISHED" for run in runs),
+        "jobs_failed": sum(run.info.status in ("FAILED", "KILLED") for run in runs),
+        "jobs_diverged": sum(run.data.tags.get(c.TAG_DIVERGED) == "true" for run in runs),
+        "jobs_reached_threshold": sum(c.EPOCHS_TO_THRESHOLD in run.data.metrics for run in runs),
+    }
+    now = int(runs[-1].info.end_time or runs[-1].info.start_time) if runs else 0
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in counts.items()], params=params)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        _write_summary(out / SUMMARY_FILE, runs, swept)
+        if runs:
+            _draw_curves(client, runs, swept).savefig(out / CURVES_FILE, dpi=100)
+        client.log_artifacts(parent_run_id, str(out))
+    return ranking(runs, swept)
+
+
+def _write_summary(path: Path, runs: list[Run], swept: list[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_name", "status", *swept, c.TAG_DIVERGED, *COLUMNS])
+        for run in runs:
+            writer.writerow(
+                [
+                    run.info.run_name,
+                    run.info.status,
+                    *(run.data.params.get(_param(key), "") for key in swept),
+                    run.data.tags.get(c.TAG_DIVERGED, ""),
+                    *(run.data.metrics.get(column, "") for column in COLUMNS),
+                ]
+            )
+
+
+def ranking(runs: list[Run], swept: list[str]) -> str:
+    """The closing table: per setting, runs, reached, diverged, failed, the median epochs
+    to the threshold (never = inf) and the median final training loss, best first."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(setting_of(run, swept), []).append(run)
+    rows = []
+    for setting, members in groups.items():
+        epochs = [run.data.metrics.get(c.EPOCHS_TO_THRESHOLD, math.inf) for run in members]
+        losses = [run.data.metrics.get(c.FINAL_TRAIN_LOSS, math.inf) for run in members]
+        losses = [loss if math.isfinite(loss) else math.inf for loss in losses]
+        rows.append(
+            (
+                median(epochs),
+                median(losses),
+                setting,
+                len(members),
+                sum(math.isfinite(e) for e in epochs),
+                sum(run.data.tags.get(c.TAG_DIVERGED) == "true" for run in members),
+                sum(run.info.status != "FINISHED" for run in members),
+            )
+        )
+    rows.sort(key=lambda row: (row[0], row[1]))
+    width = max([len("setting"), *(len(row[2]) for row in rows)])
+    lines = [f"{'rank':>4}  {'setting':<{width}}  runs  reached  diverged  failed  median epochs  median final loss"]
+    for rank, (epochs, loss, setting, n, reached, diverged, failed) in enumerate(rows, start=1):
+        shown = "never" if not math.isfinite(epochs) else f"{epochs:.0f}"
+        counts = f"{n:>4}  {reached:>7}  {diverged:>8}  {failed:>6}"
+        lines.append(f"{rank:>4}  {setting:<{width}}  {counts}  {shown:>13}  {loss:>17.4g}")
+    return "\n".join(lines)
+
+
+def _draw_curves(client: MlflowClient, runs: list[Run], swept: list[str]):
+    """Every child's ``train_loss`` (its metric history), one colour per setting; with
+    seeds swept, the median over seeds at each logged epoch and the band of their range."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(setting_of(run, swept), []).append(run)
+    colours = [f"C{i % 10}" for i in range(len(groups))]
+    styles = ["-", "--", ":", "-."]
+    for i, (setting, members) in enumerate(groups.items()):
+        curves = []
+        for run in members:
+            points = client.get_metric_history(run.info.run_id, c.TRAIN_LOSS)
+            if points:
+                curves.append({p.step: p.value for p in points})
+        if not curves:
+            continue
+        steps = sorted(set().union(*curves))
+        table = np.array([[curve.get(step, np.nan) for step in steps] for curve in curves])
+        style = {"color": colours[i], "linestyle": styles[(i // 10) % len(styles)]}
+        if len(curves) > 1:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: a step some runs lack
+                ax.plot(steps, np.nanmedian(table, axis=0), label=f"{setting} ({len(curves)} runs)", **style)
+                ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colours[i], alpha=0.15)
+        else:
+            ax.plot(steps, table[0], label=setting, **style)
+    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training loss", title="Learning curves of the sweep")
+    ax.legend(fontsize=7, ncols=2 if len(groups) > 8 else 1)
+    return fig

@@ -1,0 +1,77 @@
+"""A sweep's parent run is its report: swept values as params, job counts as metrics, the
+summary table and the overlay figure as artifacts, and a ranked table on the console."""
+
+import csv
+import os
+import subprocess
+import sys
+
+from mlflow.tracking import MlflowClient
+
+
+def _sweep(tmp_path, *overrides):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    command = [sys.executable, "-m", "src.train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _parent_and_children(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("backprop").experiment_id], max_results=1000)
+    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    return client, parent, [r for r in runs if r.data.tags.get("sweep") != "true"]
+
+
+def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_path, tracking_uri):
+    proc = _sweep(
+        tmp_path,
+        "optimizer=sgd,adam",
+        "optimizer.lr=0.01,0.1",
+        "trainer.seed=0,1,2",
+        "trainer.epochs=200",
+        "tracking.log_figures=false",
+        "tracking.log_model=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, parent, children = _parent_and_children(tracking_uri)
+    assert parent.info.status == "FINISHED" and len(children) == 12
+    assert parent.data.params == {"optimizer": "sgd, adam", "optimizer.lr": "0.01, 0.1", "trainer.seed": "0, 1, 2"}
+    reached = sum("epochs_to_threshold" in r.data.metrics for r in children)
+    assert parent.data.metrics == {
+        "jobs_finished": 12,
+        "jobs_failed": 0,
+        "jobs_diverged": 0,
+        "jobs_reached_threshold": reached,
+    }
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {
+        "sweep_summary.csv",
+        "sweep_learning_curves.png",
+    }
+    with open(client.download_artifacts(parent.info.run_id, "sweep_summary.csv", str(tmp_path))) as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["run_name"] for row in rows) == sorted(r.info.run_name for r in children)
+    assert {row["optimizer.lr"] for row in rows} == {"0.01", "0.1"}
+    # the closing table: 4 settings of 3 seeds, adam at lr 0.1 first, plain SGD never there
+    console = proc.stdout + proc.stderr
+    table = console[console.index("Sweep finished:") :]
+    lines = table.splitlines()[1:6]
+    assert lines[0].split()[:2] == ["rank", "setting"]
+    assert "optimizer=adam lr=0.1" in lines[1] and lines[1].split()[-6:-3] == ["3", "3", "0"]
+    assert all("never" in line for line in lines[3:5])
+    assert "Browse: uv run mlflow ui --backend-store-uri" in table and parent.info.run_id in table
+
+
+def test_a_failed_sweep_reports_what_finished(tmp_path, tracking_uri):
+    proc = _sweep(
+        tmp_path,
+        "trainer.gradcheck=true",
+        "trainer.gradcheck_tolerance=1e-30,1e-3",
+        "trainer.epochs=20",
+        "tracking.log_figures=false",
+        "tracking.log_model=false",
+    )
+    assert proc.returncode == 1
+    client, parent, children = _parent_and_children(tracking_uri)
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 1
+    assert "Sweep failed:" in proc.stdout + proc.stderr
