@@ -2,11 +2,13 @@
 ``python -m src.train -m optimizer=sgd,adam ...`` sweeps a grid (see README).
 
 Hydra composes ``conf/config.yaml`` with the overrides; ``main`` hands the result and
-the job's place in the sweep to ``src.runs.tracked_run.train_and_track``.
+the job's place in the sweep to ``src.runs.tracked_run.train_and_track``. MLflow's own
+log lines are kept to warnings and errors.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
@@ -17,6 +19,10 @@ from omegaconf import DictConfig
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
 from src.runs.contract import TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+
+#: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
+#: INFO lines); read by MLflow when it is imported, here and in launched workers.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def job_context():

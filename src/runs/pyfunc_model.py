@@ -9,7 +9,8 @@ network with ``src.runs.build.load_network``, so it loads in any process with
 only from stores you trust.
 
 What is done once and what per run: every model shares its code, environment files
-(explicit requirements, so MLflow infers none and copies no ``uv.lock``) and signature,
+(explicit requirements and conda environment, so MLflow infers none, copies no
+``uv.lock`` and needs no installed pip) and signature,
 so ``mlflow.pyfunc.save_model`` builds that directory once per (code, dtype, number of
 classes) as a template, kept in a cache directory between processes. Per run, the template is copied with the
 run's config and weights in place of the template's, its ``MLmodel`` is stamped with the
@@ -113,7 +114,7 @@ def _build_template(home: Path, dtype: np.dtype, output: np.ndarray) -> None:
             code_paths=[str(SRC_DIR)],
             signature=infer_signature(example, probabilities),
             input_example=example,
-            pip_requirements=_requirements(),
+            conda_env=_conda_env(),
         )
     shutil.rmtree(placeholder)
     try:
@@ -134,6 +135,16 @@ def _environment(**values: str):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _conda_env() -> dict:
+    """The model's environment: this Python, pip, and ``_requirements()``. Given whole, so
+    MLflow does not look for an installed pip to pin (a uv environment has none)."""
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={platform.python_version()}", "pip", {"pip": _requirements()}],
+    }
 
 
 def _requirements() -> list[str]:
