@@ -51,6 +51,7 @@ class FigureJob:
     history: dict[str, list[float]]
     net: MLP  # a copy without training buffers (``MLP.copy``)
     data: Dataset
+    threshold: float | None = None  # the loss threshold, drawn on the learning curve
 
     def draw(self, out_dir: Path) -> None:
         """Write the PNGs into ``out_dir``, reusing this process's figures."""
@@ -59,7 +60,7 @@ class FigureJob:
             from src.runs.figures import RunFigures
 
             _figures = RunFigures()
-        _figures.draw(self.history, self.net, self.data, self.title, out_dir)
+        _figures.draw(self.history, self.net, self.data, self.title, out_dir, self.threshold)
 
 
 class FigureWorker:

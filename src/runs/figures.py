@@ -45,21 +45,36 @@ def curve_points(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return x, np.append(np.column_stack([low, high]).ravel(), v[-1])
 
 
-def learning_curve(history: dict[str, list[float]], title: str = "") -> Figure:
-    """Loss (log scale) and accuracy per epoch, train and test when present."""
+#: (history key, legend label, colour) of each curve a learning curve may show.
+CURVES = (
+    ("train", "training set", "C0"),
+    ("train_loss_running", "running mean of batch losses", "C1"),
+    ("test", "test set", "C2"),
+)
+
+
+def learning_curve(history: dict[str, list[float]], title: str = "", threshold: float | None = None) -> Figure:
+    """Loss (log scale) and accuracy per epoch: the training set, the running mean of the
+    batch losses (mini-batch runs) and the test set when present; ``threshold`` as a
+    dotted line on the loss."""
     fig = Figure(figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for split in ("train", "test"):
-        if f"{split}_loss" not in history:
+    for key, label, colour in CURVES:
+        loss, accuracy = (key, None) if key.endswith("running") else (f"{key}_loss", f"{key}_accuracy")
+        if loss not in history:
             continue
-        ax_loss.plot(*curve_points(history[f"{split}_loss"]), label=split)
-        ax_acc.plot(*curve_points(history[f"{split}_accuracy"]), label=split)
+        style = {"linestyle": "--", "linewidth": 1} if accuracy is None else {}
+        ax_loss.plot(*curve_points(history[loss]), label=label, color=colour, **style)
+        if accuracy is not None:
+            ax_acc.plot(*curve_points(history[accuracy]), label=label, color=colour)
+    if threshold is not None:
+        ax_loss.axhline(threshold, color="0.3", linestyle=":", linewidth=1, label=f"loss threshold {threshold:g}")
     ax_loss.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02), title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -120,15 +135,40 @@ def decision_boundary(net: MLP, data: Dataset, title: str = "", resolution: int 
     return fig
 
 
-def ground_truth_vs_prediction(x: np.ndarray, y: np.ndarray, predicted: np.ndarray, n_classes: int) -> Figure:
-    """Two scatter plots side by side: points coloured by true and by predicted class."""
+def ground_truth_vs_prediction(
+    x: np.ndarray, y: np.ndarray, predicted: np.ndarray, n_classes: int, title: str = ""
+) -> Figure:
+    """The training points coloured by their true class (left) and by the predicted class
+    (right), the misclassified ones circled in black on both, with the accuracy."""
     fig = Figure(figsize=(10, 5))
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.91, wspace=0.15)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.86, wspace=0.2)
     cmap = _class_cmap(n_classes)
-    for ax, labels, title in zip(fig.subplots(1, 2), (y, predicted), ("Ground truth", "Predict result"), strict=True):
+    for ax, labels, name in zip(fig.subplots(1, 2), (y, predicted), ("Ground truth", "Prediction"), strict=True):
         ax.scatter(x[:, 0], x[:, 1], c=labels, cmap=cmap, vmin=0, vmax=max(n_classes, 2) - 1, s=28)
-        ax.set_title(title, fontsize=16)
+        ax.scatter([], [], s=110, facecolors="none", edgecolors="k", linewidths=1.2)
+        ax.set(xlabel="x₁", ylabel="x₂", title=name)
+    handles = legend_handles(n_classes, has_test=False)[:-1]
+    handles.append(_misclassified_handle())
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8, frameon=False)
+    _mark_misclassified(fig, x, y, predicted, title)
     return fig
+
+
+def _misclassified_handle():
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [], [], marker="o", linestyle="", markersize=10, markerfacecolor="none", color="k", label="misclassified"
+    )
+
+
+def _mark_misclassified(fig: Figure, x: np.ndarray, y: np.ndarray, predicted: np.ndarray, title: str) -> None:
+    """Circle the misclassified points on both panels and state the accuracy in the title."""
+    wrong = predicted != y
+    for ax in fig.axes:
+        ax.collections[1].set_offsets(x[wrong] if wrong.any() else np.empty((0, 2)))
+    accuracy = f"training accuracy {1 - wrong.mean():.3f} ({int(wrong.sum())} of {len(y)} misclassified)"
+    fig.suptitle(f"{title}: {accuracy}" if title else accuracy)
 
 
 class RunFigures:
@@ -138,41 +178,48 @@ class RunFigures:
     and axes anew, which saves about 40% of the drawing time in a sweep."""
 
     def __init__(self) -> None:
-        self._curve: tuple[tuple, Figure, dict] | None = None
+        self._curve: tuple[tuple, Figure] | None = None
         self._boundary: Figure | None = None
-        self._prediction: tuple[tuple, Figure, list] | None = None
+        self._prediction: tuple[tuple, Figure] | None = None
 
-    def draw(self, history: dict[str, list[float]], net: MLP, data: Dataset, title: str, out_dir: Path) -> None:
+    def draw(
+        self,
+        history: dict[str, list[float]],
+        net: MLP,
+        data: Dataset,
+        title: str,
+        out_dir: Path,
+        threshold: float | None = None,
+    ) -> None:
         """Write the run's PNG files into ``out_dir``."""
         with np.errstate(over="ignore", invalid="ignore"):
             predicted = predict_labels(net.predict(data.x_train.astype(net.dtype)))
         drawn = {
-            LEARNING_CURVE_FILE: self._learning_curve(history, title),
+            LEARNING_CURVE_FILE: self._learning_curve(history, title, threshold),
             DECISION_BOUNDARY_FILE: self._decision_boundary(net, data, title),
-            PREDICTION_FILE: self._ground_truth_vs_prediction(data, predicted),
+            PREDICTION_FILE: self._ground_truth_vs_prediction(data, predicted, title),
         }
         for filename, fig in drawn.items():
             fig.savefig(out_dir / filename, dpi=100)
 
-    def _learning_curve(self, history: dict[str, list[float]], title: str) -> Figure:
-        key = tuple(sorted(history))
+    def _learning_curve(self, history: dict[str, list[float]], title: str, threshold: float | None) -> Figure:
+        key = (tuple(sorted(history)), threshold)
         if self._curve is None or self._curve[0] != key:
-            fig = learning_curve(history, title)
-            ax_loss, ax_acc = fig.axes
-            lines = {
-                f"{split}_{kind}": line
-                for ax, kind in ((ax_loss, "loss"), (ax_acc, "accuracy"))
-                for split, line in zip(("train", "test"), ax.get_lines(), strict=False)
-            }
-            self._curve = (key, fig, lines)
+            fig = learning_curve(history, title, threshold)
+            self._curve = (key, fig)
             return fig
-        _, fig, lines = self._curve
-        for metric, line in lines.items():
+        _, fig = self._curve
+        ax_loss, ax_acc = fig.axes
+        losses = [m for m in (k if k.endswith("running") else f"{k}_loss" for k, _, _ in CURVES) if m in history]
+        for line, metric in zip(ax_loss.get_lines(), losses, strict=False):  # the threshold line comes last
+            line.set_data(*curve_points(history[metric]))
+        accuracies = [f"{k}_accuracy" for k, _, _ in CURVES if f"{k}_accuracy" in history]
+        for line, metric in zip(ax_acc.get_lines(), accuracies, strict=True):
             line.set_data(*curve_points(history[metric]))
         for ax in fig.axes:
             ax.relim()
             ax.autoscale_view()
-        fig.axes[1].set_ylim(-0.02, 1.02)
+        ax_acc.set_ylim(-0.02, 1.02)
         fig.suptitle(title)
         return fig
 
@@ -188,17 +235,19 @@ class RunFigures:
         draw_decision_boundary(ax, net, data, title)
         return self._boundary
 
-    def _ground_truth_vs_prediction(self, data: Dataset, predicted: np.ndarray) -> Figure:
+    def _ground_truth_vs_prediction(self, data: Dataset, predicted: np.ndarray, title: str) -> Figure:
         key = (len(data.y_train), data.n_classes)
         if self._prediction is None or self._prediction[0] != key:
-            fig = ground_truth_vs_prediction(data.x_train, data.y_train, predicted, data.n_classes)
-            self._prediction = (key, fig, [ax.collections[0] for ax in fig.axes])
+            fig = ground_truth_vs_prediction(data.x_train, data.y_train, predicted, data.n_classes, title)
+            self._prediction = (key, fig)
             return fig
-        _, fig, scatters = self._prediction
-        for ax, scatter, labels in zip(fig.axes, scatters, (data.y_train, predicted), strict=True):
-            scatter.set_offsets(data.x_train)
-            scatter.set_array(labels)
+        _, fig = self._prediction
+        for ax, labels in zip(fig.axes, (data.y_train, predicted), strict=True):
+            points = ax.collections[0]
+            points.set_offsets(data.x_train)
+            points.set_array(labels)
             ax.ignore_existing_data_limits = True
             ax.update_datalim(data.x_train)
             ax.autoscale_view()
+        _mark_misclassified(fig, data.x_train, data.y_train, predicted, title)
         return fig

@@ -234,7 +234,8 @@ def _log_artifacts(
     import pandas as pd
 
     data, net = parts.data, parts.net
-    job = FigureJob(name, result.history, net.copy(), data) if run.tracking.log_figures else None
+    threshold = run.trainer.loss_threshold
+    job = FigureJob(name, result.history, net.copy(), data, threshold) if run.tracking.log_figures else None
     if job is not None and figures is not None:
         figures.submit(client, run_id, job)  # drawn by the worker while this process goes on
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,3 +19,44 @@ def test_long_curves_keep_every_buckets_extremes_and_the_last_epoch():
     assert values.max() == 7.0 and values.min() == history.min()
     assert (epochs[-1], values[-1]) == (100_000, history[-1])
     assert np.all(np.diff(epochs) >= 0)
+
+
+def _fit(compose_config, *overrides):
+    from src.runs.build import assemble
+    from src.runs.config import validate
+    from src.runs.loop import fit
+
+    run = validate(compose_config(*overrides))
+    parts = assemble(run)
+    t = run.trainer
+    result = fit(parts.net, parts.optimizer, parts.objective, parts.data, t.epochs, parts.shuffle_rng, t.batch_size)
+    return result, parts
+
+
+def test_figures_carry_the_threshold_the_running_loss_legends_and_the_misclassified_points(compose_config, tmp_path):
+    from src.runs.figures import RunFigures
+
+    figures = RunFigures()
+    for overrides in (["trainer.epochs=30"], ["trainer.epochs=40", "trainer.batch_size=4", "trainer.seed=1"]):
+        result, parts = _fit(compose_config, *overrides)
+        figures.draw(result.history, parts.net, parts.data, "a-run", tmp_path, threshold=0.01)
+        _, curve = figures._curve
+        ax_loss, ax_acc = curve.axes
+        labels = [line.get_label() for line in ax_loss.get_lines()]
+        mini_batch = "trainer.batch_size=4" in overrides
+        expected = ["training set", "running mean of batch losses"] if mini_batch else ["training set"]
+        assert labels == [*expected, "loss threshold 0.01"]
+        assert ax_loss.get_lines()[0].get_xdata()[-1] == result.epochs_run  # redrawn, not stale
+        _, prediction = figures._prediction
+        predicted = (parts.net.predict(parts.data.x_train)[:, 0] > 0.5).astype(int)
+        wrong = int((predicted != parts.data.y_train).sum())
+        assert wrong > 0 and len(prediction.axes[1].collections[1].get_offsets()) == wrong
+        assert prediction._suptitle.get_text().startswith(
+            f"a-run: training accuracy {1 - wrong / 21:.3f} ({wrong} of 21"
+        )
+        assert [t.get_text() for t in prediction.legends[0].get_texts()] == ["class 0", "class 1", "misclassified"]
+        assert {f.name for f in tmp_path.iterdir()} == {
+            "learning_curve.png",
+            "decision_boundary.png",
+            "ground_truth_vs_prediction.png",
+        }
