@@ -108,8 +108,9 @@ def _write_summary(path: Path, runs: list[Run], swept: list[str]) -> None:
 
 
 def ranking(runs: list[Run], swept: list[str]) -> str:
-    """The closing table: per setting, runs, reached, diverged, failed, the median epochs
-    to the threshold (never = inf) and the median final training loss, best first."""
+    """The closing table: per setting, runs, reached, diverged, failed, warned (tagged
+    ``unstable`` or ``overfitting``), the median epochs to the threshold (never = inf) and
+    the median final training loss, best first."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(setting_of(run, swept), []).append(run)
@@ -127,14 +128,18 @@ def ranking(runs: list[Run], swept: list[str]) -> str:
                 sum(math.isfinite(e) for e in epochs),
                 sum(run.data.tags.get(c.TAG_DIVERGED) == "true" for run in members),
                 sum(run.info.status != "FINISHED" for run in members),
+                sum(
+                    any(run.data.tags.get(t) == "true" for t in (c.TAG_UNSTABLE, c.TAG_OVERFITTING)) for run in members
+                ),
             )
         )
     rows.sort(key=lambda row: (row[0], row[1]))
     width = max([len("setting"), *(len(row[2]) for row in rows)])
-    lines = [f"{'rank':>4}  {'setting':<{width}}  runs  reached  diverged  failed  median epochs  median final loss"]
-    for rank, (epochs, loss, setting, n, reached, diverged, failed) in enumerate(rows, start=1):
+    header = "runs  reached  diverged  failed  warned  median epochs  median final loss"
+    lines = [f"{'rank':>4}  {'setting':<{width}}  {header}"]
+    for rank, (epochs, loss, setting, n, reached, diverged, failed, warned) in enumerate(rows, start=1):
         shown = "never" if not math.isfinite(epochs) else f"{epochs:.0f}"
-        counts = f"{n:>4}  {reached:>7}  {diverged:>8}  {failed:>6}"
+        counts = f"{n:>4}  {reached:>7}  {diverged:>8}  {failed:>6}  {warned:>6}"
         lines.append(f"{rank:>4}  {setting:<{width}}  {counts}  {shown:>13}  {loss:>17.4g}")
     return "\n".join(lines)
 

@@ -17,7 +17,8 @@ Everything the run produces goes to one MLflow run:
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
   network as an MLflow pyfunc model named ``model``;
 * tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
-  ``reached_threshold``, ``model_uri``.
+  ``reached_threshold``, ``unstable`` and ``overfitting`` (``training_warnings``; also
+  printed after the summary line), ``model_uri``.
 
 Every name is defined once, in ``src.runs.contract``.
 
@@ -147,9 +148,11 @@ def train_and_track(
             writer.close()
 
         final = _final_metrics(parts, result)
+        warned = training_warnings(result.history)
         end_tags = {
             c.TAG_DIVERGED: str(result.diverged).lower(),
             c.TAG_REACHED_THRESHOLD: str(result.epochs_to_threshold is not None).lower(),
+            **{tag: str(tag in warned).lower() for tag in (c.TAG_UNSTABLE, c.TAG_OVERFITTING)},
         }
         now = int(time.time() * 1000)
         client.log_batch(
@@ -161,7 +164,40 @@ def train_and_track(
         if run.trainer.gradcheck and not result.diverged:
             _gradient_check(run, parts, step=result.epochs_run)
     log.info(_summary_line(name, run_id, result, final))
+    for tag, what in warned.items():
+        log.warning("%s: %s: %s", name, tag.upper(), what)
     return RunSummary(run_id, name, result, final)
+
+
+#: A training loss that ends above this many times its best marks the run unstable.
+UNSTABLE_RATIO = 2.0
+#: A test loss that ends this fraction above its best, while the training loss has fallen
+#: since that epoch, marks the run overfitting.
+OVERFIT_RISE = 0.1
+
+
+def training_warnings(history: dict[str, list[float]]) -> dict[str, str]:
+    """``{tag: what happened}`` for a run that trained badly: ``unstable`` when its final
+    training loss is over ``UNSTABLE_RATIO`` times its best, ``overfitting`` when its test
+    loss ended over ``OVERFIT_RISE`` above its best while the training loss fell."""
+    found = {}
+    train = np.asarray(history.get(c.TRAIN_LOSS, []), dtype=float)
+    if len(train) > 1 and np.isfinite(train).all():
+        best = int(np.argmin(train))
+        if train[-1] > UNSTABLE_RATIO * train[best]:
+            found[c.TAG_UNSTABLE] = (
+                f"the training loss ended at {train[-1]:.3g}, {train[-1] / train[best]:.1f} times its best "
+                f"({train[best]:.3g} at epoch {best + 1})"
+            )
+    test = np.asarray(history.get(c.TEST_LOSS, []), dtype=float)
+    if len(test) > 1 and np.isfinite(test).all():
+        best = int(np.argmin(test))
+        if test[-1] > (1 + OVERFIT_RISE) * test[best] and train[-1] < train[best]:
+            found[c.TAG_OVERFITTING] = (
+                f"the test loss rose {100 * (test[-1] / test[best] - 1):.0f}% from its best at epoch {best + 1} "
+                "while the training loss fell"
+            )
+    return found
 
 
 def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> TrainResult:

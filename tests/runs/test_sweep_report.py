@@ -56,7 +56,7 @@ def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_pat
     table = console[console.index("Sweep finished:") :]
     lines = table.splitlines()[1:6]
     assert lines[0].split()[:2] == ["rank", "setting"]
-    assert "optimizer=adam lr=0.1" in lines[1] and lines[1].split()[-6:-3] == ["3", "3", "0"]
+    assert "optimizer=adam lr=0.1" in lines[1] and lines[1].split()[-7:-3] == ["3", "3", "0", "0"]
     assert all("never" in line for line in lines[3:5])
     assert "Browse: uv run mlflow ui --backend-store-uri" in table and parent.info.run_id in table
 

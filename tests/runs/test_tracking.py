@@ -264,3 +264,26 @@ def test_model_templates_are_built_once_and_reused_across_processes(
     assert len(uris) == 2 and all(uri.startswith("models:/m-") for uri in uris)
     cached = list(pyfunc_model.template_cache().iterdir())
     assert len(cached) == 1 and not any(p.name.startswith("building-") for p in cached)
+
+
+def test_bad_training_is_tagged_and_said(compose_config, tracking_uri, caplog):
+    """Three overlapping blobs at SGD's default lr 1.0: the test loss doubles from epoch 16
+    while the training loss keeps falling. With L2 and lr 0.1 (the README's example) it
+    does not."""
+    import logging
+
+    from src.runs.tracked_run import training_warnings
+
+    with caplog.at_level(logging.WARNING):
+        overfit = train_and_track(compose_config("dataset=blobs3", "dataset.test_fraction=0.25"))
+    client = MlflowClient(tracking_uri)
+    tags = client.get_run(overfit.run_id).data.tags
+    assert (tags["overfitting"], tags["unstable"]) == ("true", "false")
+    assert f"{overfit.name}: OVERFITTING: the test loss rose" in caplog.text
+    good = train_and_track(
+        compose_config("dataset=blobs3", "dataset.test_fraction=0.25", "optimizer.lr=0.1", "trainer.l2=0.01")
+    )
+    assert client.get_run(good.run_id).data.tags["overfitting"] == "false"
+    # the unstable rule on a made-up history: ended at 3 times its best
+    assert set(training_warnings({"train_loss": [0.5, 0.1, 0.3]})) == {"unstable"}
+    assert training_warnings({"train_loss": [0.5, 0.1, 0.19]}) == {}
