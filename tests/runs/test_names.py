@@ -1,12 +1,7 @@
 """Run names: a sweep's children by what the sweep varies, its parent by the swept keys."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 from hydra import compose, initialize_config_dir
-from mlflow.tracking import MlflowClient
 from omegaconf import open_dict
 
 from src.runs.config import CONF_DIR
@@ -62,28 +57,20 @@ def test_swept_axes_follow_the_preset_then_the_command_line():
     assert swept_axes(tuned) == (["optimizer", "optimizer.lr", "study.phase", "trainer.seed"], 2 * (9 * 3 + 10))
 
 
-def test_the_readme_sweep_names_its_children_by_optimizer(tmp_path, tracking_uri):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    command = [
-        sys.executable,
-        "-m",
-        "src.train",
-        "-m",
-        f"hydra.sweep.dir={tmp_path / 'multirun' / '14-19-12'}",
+def test_the_readme_sweep_names_its_children_by_optimizer(tmp_path, train_cli, sweep_runs):
+    proc = train_cli(
         "optimizer=sgd,momentum,adagrad,adam",
         "trainer.epochs=5",
         "tracking.log_figures=false",
         "tracking.log_model=false",
-    ]
-    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        sweep_dir=tmp_path / "multirun" / "14-19-12",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("backprop").experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    _, (parent,), children = sweep_runs()
     assert parent.info.run_name == "optimizer (4 jobs) 14-19-12"
-    assert parent.data.tags["mlflow.note.content"].startswith("python -m src.train -m hydra.sweep.dir=")
-    assert parent.data.tags["mlflow.note.content"].endswith(
+    description = parent.data.tags["mlflow.note.content"]
+    assert description.startswith("python -m src.train -m hydra.sweep.dir=")
+    assert description.endswith(
         "optimizer=sgd,momentum,adagrad,adam trainer.epochs=5 tracking.log_figures=false tracking.log_model=false"
     )
     assert sorted(r.info.run_name for r in children) == ["adagrad", "adam", "momentum", "sgd"]

@@ -19,33 +19,15 @@ REPO = Path(__file__).resolve().parents[2]
 FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
 
 
-def _launch(tmp_path, *overrides, multirun=True):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    mode = ["-m", f"hydra.sweep.dir={tmp_path / 'multirun'}"] if multirun else [f"hydra.run.dir={tmp_path / 'run'}"]
-    command = [sys.executable, "-m", "src.train", *mode, *overrides]
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-
-
-def _runs(client):
-    experiment = client.get_experiment_by_name("backprop")
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
-    return parents, children
-
-
 @pytest.mark.slow
-def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_uri):
+def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_uri, train_cli, sweep_runs):
     epochs = 40
-    proc = _launch(
-        tmp_path, "optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}", "trainer.loss_threshold=null"
-    )
+    proc = train_cli("optimizer=sgd,momentum,adagrad,adam", f"trainer.epochs={epochs}", "trainer.loss_threshold=null")
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = proc.stdout + proc.stderr
     # MLflow's own chatter stays below WARNING, and the model needs no installed pip
     assert " INFO mlflow" not in console and "WARNING mlflow" not in console, console[-3000:]
-    client = MlflowClient(tracking_uri)
-    (parent,), children = _runs(client)
+    client, (parent,), children = sweep_runs()
     assert parent.info.status == "FINISHED"
     assert (tmp_path / "multirun" / "mlflow_parent_run_id").read_text() == parent.info.run_id
     assert sorted(r.data.params["optimizer.name"] for r in children) == ["adagrad", "adam", "momentum", "sgd"]
@@ -78,12 +60,11 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
 
 
 @pytest.mark.slow
-def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking_uri):
+def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking_uri, train_cli, sweep_runs):
     from src.analysis.loaders import load_history, load_runs
 
     epochs = 1000
-    proc = _launch(
-        tmp_path,
+    proc = train_cli(
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "trainer.seed=range(4)",
@@ -93,8 +74,7 @@ def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking
         "tracking.log_model=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri)
-    (parent,), children = _runs(client)
+    client, (parent,), children = sweep_runs()
     assert parent.info.status == "FINISHED" and len(children) == 4
     assert sorted(r.data.params["trainer.seed"] for r in children) == ["0", "1", "2", "3"]
     for run in children:
@@ -106,12 +86,11 @@ def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking
 
 
 @pytest.mark.slow
-def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri):
-    proc = _launch(tmp_path, "optimizer.lr=1e30,-1,0.5", "model.output_activation=identity", "trainer.epochs=30")
+def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri, train_cli, sweep_runs):
+    proc = train_cli("optimizer.lr=1e30,-1,0.5", "model.output_activation=identity", "trainer.epochs=30")
     assert proc.returncode != 0  # the invalid job is reported as an error at the end of the sweep
     assert "optimizer.lr: invalid value -1.0" in proc.stderr
-    client = MlflowClient(tracking_uri)
-    (parent,), children = _runs(client)
+    client, (parent,), children = sweep_runs()
     assert parent.info.status == "FAILED"
     by_lr = {r.data.params["optimizer.lr"]: r for r in children}
     assert set(by_lr) == {"1e+30", "0.5"}  # the invalid job created no run
@@ -120,8 +99,8 @@ def test_diverging_and_invalid_jobs_do_not_stop_the_sweep(tmp_path, tracking_uri
 
 
 @pytest.mark.slow
-def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, tracking_uri):
-    proc = _launch(tmp_path, "optimizer.lr=-1", multirun=False)
+def test_invalid_single_run_prints_one_line_and_tracks_nothing(tmp_path, tracking_uri, train_cli):
+    proc = train_cli("optimizer.lr=-1", multirun=False)
     assert proc.returncode == 1
     assert (
         proc.stderr.strip().splitlines()[-1]

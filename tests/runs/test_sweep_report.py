@@ -2,29 +2,10 @@
 summary table and the overlay figure as artifacts, and a ranked table on the console."""
 
 import csv
-import os
-import subprocess
-import sys
-
-from mlflow.tracking import MlflowClient
 
 
-def _sweep(tmp_path, *overrides):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    command = [sys.executable, "-m", "src.train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-
-
-def _parent_and_children(tracking_uri):
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("backprop").experiment_id], max_results=1000)
-    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    return client, parent, [r for r in runs if r.data.tags.get("sweep") != "true"]
-
-
-def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_path, tracking_uri):
-    proc = _sweep(
-        tmp_path,
+def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_path, train_cli, sweep_runs):
+    proc = train_cli(
         "optimizer=sgd,adam",
         "optimizer.lr=0.01,0.1",
         "trainer.seed=0,1,2",
@@ -33,7 +14,7 @@ def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_pat
         "tracking.log_model=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, parent, children = _parent_and_children(tracking_uri)
+    client, (parent,), children = sweep_runs()
     assert parent.info.status == "FINISHED" and len(children) == 12
     assert parent.data.params == {"optimizer": "sgd, adam", "optimizer.lr": "0.01, 0.1", "trainer.seed": "0, 1, 2"}
     reached = sum("epochs_to_threshold" in r.data.metrics for r in children)
@@ -61,9 +42,8 @@ def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_pat
     assert "Browse: uv run mlflow ui --backend-store-uri" in table and parent.info.run_id in table
 
 
-def test_a_failed_sweep_reports_what_finished(tmp_path, tracking_uri):
-    proc = _sweep(
-        tmp_path,
+def test_a_failed_sweep_reports_what_finished(train_cli, sweep_runs):
+    proc = train_cli(
         "trainer.gradcheck=true",
         "trainer.gradcheck_tolerance=1e-30,1e-3",
         "trainer.epochs=20",
@@ -71,7 +51,7 @@ def test_a_failed_sweep_reports_what_finished(tmp_path, tracking_uri):
         "tracking.log_model=false",
     )
     assert proc.returncode == 1
-    client, parent, children = _parent_and_children(tracking_uri)
+    client, (parent,), children = sweep_runs()
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 1
     assert "Sweep failed:" in proc.stdout + proc.stderr

@@ -2,12 +2,8 @@
 reported on fresh seeds, in one multirun under one parent run."""
 
 import math
-import os
-import subprocess
-import sys
 
 import yaml
-from mlflow.tracking import MlflowClient
 
 from src.runs.tuning import choose, median, score
 
@@ -34,15 +30,8 @@ def test_the_choice_counts_the_seeds_that_never_arrived():
     assert choose({"a": [(INF, 0.2)], "b": [(INF, 0.1)]}) == "b"
 
 
-def _sweep(tmp_path, *overrides):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    command = [sys.executable, "-m", "src.train", "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_each_setting_is_reported_at_its_own_chosen_rate_on_fresh_seeds(tmp_path, tracking_uri):
-    proc = _sweep(
-        tmp_path,
+def test_each_setting_is_reported_at_its_own_chosen_rate_on_fresh_seeds(tmp_path, train_cli, sweep_runs):
+    proc = train_cli(
         "hydra/sweeper=tuned",
         "hydra.sweeper.tune_key=optimizer.lr",
         "hydra.sweeper.tune_values=[0.03,0.3,3]",
@@ -55,14 +44,11 @@ def test_each_setting_is_reported_at_its_own_chosen_rate_on_fresh_seeds(tmp_path
         "tracking.log_model=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("backprop").experiment_id], max_results=1000)
-    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    children = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    _, (parent,), children = sweep_runs()
     assert len(children) == 2 * 3 * 3 + 2 * 2  # settings x rates x tuning seeds, settings x report seeds
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
     assert sorted(int(r.data.tags["job_num"]) for r in children) == list(range(22))
-    choices = yaml.safe_load((tmp_path / "sweep" / "tuning.yaml").read_text())
+    choices = yaml.safe_load((tmp_path / "multirun" / "tuning.yaml").read_text())
     for optimizer in ("sgd", "adam"):
         mine = [r for r in children if r.data.params["optimizer.name"] == optimizer]
         tuning = [r for r in mine if r.data.params["study.phase"] == "tune"]
@@ -82,9 +68,8 @@ def test_each_setting_is_reported_at_its_own_chosen_rate_on_fresh_seeds(tmp_path
         assert float(choices["settings"][setting]["chosen"]) == float(best)
 
 
-def test_the_tuned_sweeper_refuses_to_have_its_own_keys_swept(tmp_path, tracking_uri):
-    proc = _sweep(
-        tmp_path,
+def test_the_tuned_sweeper_refuses_to_have_its_own_keys_swept(train_cli):
+    proc = train_cli(
         "hydra/sweeper=tuned",
         "hydra.sweeper.tune_key=optimizer.lr",
         "hydra.sweeper.tune_values=[0.1,1]",
