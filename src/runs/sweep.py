@@ -138,6 +138,8 @@ class MlflowParentRun(Callback):
                 table,
                 where_to_look(self.client, self.experiment_id, parent_run_id),
             )
+        except Exception as err:  # the children are whole; only the summary is missing
+            log.warning("the sweep's report could not be written: %s: %s", type(err).__name__, err)
         finally:
             self.client.set_terminated(parent_run_id, status)
 

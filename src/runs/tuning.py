@@ -42,7 +42,6 @@ from hydra.core.utils import JobReturn, JobStatus
 from src.runs.contract import FINAL_TEST_ACCURACY, FINAL_TRAIN_ACCURACY, FINAL_TRAIN_LOSS, PARAM_PHASE, PARAM_SEED
 
 log = logging.getLogger(__name__)
-SEED, PHASE = PARAM_SEED, PARAM_PHASE
 TUNING_FILE = "tuning.yaml"
 
 
@@ -71,7 +70,7 @@ def choose(scores: dict[str, list[tuple[float, float]]]) -> str:
 
 def _setting(overrides: Sequence[str], key: str) -> tuple[str, ...]:
     """A job's overrides without the tuned key, the seed and the phase: its setting."""
-    return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+") not in (key, SEED, PHASE))
+    return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+") not in (key, PARAM_SEED, PARAM_PHASE))
 
 
 def _value(overrides: Sequence[str], key: str) -> str:
@@ -100,12 +99,12 @@ def tune_then_report(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]
         raise ValueError("study.outcome: hydra/sweeper=tuned chooses by the study's outcome; set it")
     base = sweeper._parse_config() + list(arguments)
     for override in base:
-        if override.split("=", 1)[0].lstrip("+~") in (key, SEED, PHASE):
-            raise ValueError(f"{override}: the tuned sweeper sets {key}, {SEED} and {PHASE} itself")
+        if override.split("=", 1)[0].lstrip("+~") in (key, PARAM_SEED, PARAM_PHASE):
+            raise ValueError(f"{override}: the tuned sweeper sets {key}, {PARAM_SEED} and {PARAM_PHASE} itself")
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     (settings,) = sweeper.split_arguments(parser.parse_overrides(base), None)
     tune_jobs = [
-        [*setting, f"{key}={value}", f"{SEED}={seed}", f"{PHASE}=tune"]
+        [*setting, f"{key}={value}", f"{PARAM_SEED}={seed}", f"{PARAM_PHASE}=tune"]
         for setting in settings
         for value in sweeper.tune_values
         for seed in sweeper.tune_seeds
@@ -136,7 +135,7 @@ def tune_then_report(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]
     (sweep_dir / TUNING_FILE).write_text(yaml.safe_dump({"key": key, "outcome": outcome, "settings": record}))
 
     report_jobs = [
-        [*setting, f"{key}={value}", f"{SEED}={seed}", f"{PHASE}=report"]
+        [*setting, f"{key}={value}", f"{PARAM_SEED}={seed}", f"{PARAM_PHASE}=report"]
         for setting, value in chosen.items()
         for seed in sweeper.report_seeds
     ]
