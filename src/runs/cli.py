@@ -8,6 +8,7 @@ log lines are kept to warnings and errors.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -19,15 +20,17 @@ from omegaconf import DictConfig
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
 from src.runs.contract import TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+from src.runs.sweep import read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
 #: INFO lines); read by MLflow when it is imported, here and in launched workers.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+log = logging.getLogger(__name__)
 
 
 def job_context():
     """Parent run and tags of the current Hydra job."""
-    from src.runs.sweep import read_parent_run_id, read_swept_keys
+    from src.runs.sweep import read_parent_run_id
     from src.runs.tracked_run import JobContext
     from src.runs.tracking import sweep_run_name
 
@@ -36,7 +39,7 @@ def job_context():
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return JobContext(tags=tags)
     tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
-    name = sweep_run_name(hydra_cfg.overrides.task, read_swept_keys(hydra_cfg.sweep.dir))
+    name = sweep_run_name(hydra_cfg.overrides.task, read_plan(hydra_cfg.sweep.dir).swept)
     return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), run_name=name, tags=tags)
 
 
@@ -62,7 +65,11 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     try:
         from src.runs.tracked_run import train_and_track
 
-        return train_and_track(cfg, job_context(), worker, trained).final_metrics
+        metrics = train_and_track(cfg, job_context(), worker, trained).final_metrics
+        if not single:
+            hydra_cfg = HydraConfig.get()
+            log.info("%s", read_plan(hydra_cfg.sweep.dir).progress(hydra_cfg.job.num))
+        return metrics
     except ConfigError as err:
         if not single:
             raise

@@ -18,8 +18,9 @@ PREDICTION_FILE = "ground_truth_vs_prediction.png"
 MODEL_NAME = "model"  #: the pyfunc model's name within the run
 #: In a sweep directory: the id of the sweep's parent run, read by every job.
 PARENT_RUN_FILE = "mlflow_parent_run_id"
-#: In a sweep directory: the keys the sweep varies, one per line, read by every job (run names).
-SWEPT_KEYS_FILE = "swept_keys"
+#: In a sweep directory: the sweep's plan, read by every job: the keys it varies (run
+#: names), how many jobs it launches and when it started (progress).
+SWEEP_PLAN_FILE = "sweep_plan.yaml"
 
 # --- tags ------------------------------------------------------------------------------
 TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run

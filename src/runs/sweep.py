@@ -2,9 +2,10 @@
 
 ``on_multirun_start`` validates the base config, creates the tracking store and the
 experiment once (before any job can race to create a fresh sqlite store), opens the
-parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and the keys the
-sweep varies to ``<sweep dir>/swept_keys``, where every job of the sweep (in this
-process or another launcher's) finds them: a job is named by its swept values. The
+parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and its plan (the
+keys it varies, its job count, its start) to ``<sweep dir>/sweep_plan.yaml``, where every
+job of the sweep (in this process or another launcher's) finds them: a job is named by
+its swept values and ends with the sweep's progress (job k/N, time left). The
 parent is named by the swept keys and the job count, and its description holds the
 command line. When the sweep ends (``on_multirun_end``: FINISHED; at exit after an error:
 FAILED) the parent gets the sweep's report (``src.runs.sweep_report``) and the console
@@ -21,9 +22,12 @@ import logging
 import math
 import shlex
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -33,7 +37,7 @@ from src.runs.contract import (
     PARAM_PHASE,
     PARAM_SEED,
     PARENT_RUN_FILE,
-    SWEPT_KEYS_FILE,
+    SWEEP_PLAN_FILE,
     TAG_DESCRIPTION,
     TAG_OVERRIDES,
     TAG_SWEEP,
@@ -49,9 +53,27 @@ def read_parent_run_id(sweep_dir: str | Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def read_swept_keys(sweep_dir: str | Path) -> list[str]:
-    path = Path(sweep_dir) / SWEPT_KEYS_FILE
-    return path.read_text().split() if path.exists() else []
+@dataclass(frozen=True)
+class SweepPlan:
+    """What every job of a sweep knows about it: the keys it varies, its job count (None
+    when it is not known in advance) and when it started (seconds since the epoch)."""
+
+    swept: list[str] = field(default_factory=list)
+    jobs: int | None = None
+    started: float = 0.0
+
+    def progress(self, job_num: int) -> str:
+        """``job 3/16, sweep 12 s in, about 52 s left`` after job ``job_num`` (0-based)."""
+        done, elapsed = job_num + 1, time.time() - self.started
+        if not self.jobs:
+            return f"job {done}, sweep {elapsed:.0f} s in"
+        left = elapsed / done * max(self.jobs - done, 0)
+        return f"job {done}/{self.jobs}, sweep {elapsed:.0f} s in, about {left:.0f} s left"
+
+
+def read_plan(sweep_dir: str | Path) -> SweepPlan:
+    path = Path(sweep_dir) / SWEEP_PLAN_FILE
+    return SweepPlan(**yaml.safe_load(path.read_text())) if path.exists() else SweepPlan()
 
 
 def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
@@ -112,7 +134,8 @@ class MlflowParentRun(Callback):
         )
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / SWEPT_KEYS_FILE).write_text("\n".join(swept))
+        plan = {"swept": swept, "jobs": jobs, "started": time.time()}
+        (sweep_dir / SWEEP_PLAN_FILE).write_text(yaml.safe_dump(plan))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
         atexit.register(self._finish, "FAILED")
         figure_worker.sweep_starts()
