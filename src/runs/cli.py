@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
-from src.runs.contract import TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
 from src.runs.sweep import read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
@@ -35,10 +35,12 @@ def job_context():
     from src.runs.tracking import sweep_run_name
 
     hydra_cfg = HydraConfig.get()
-    tags = {TAG_OVERRIDES: " ".join(hydra_cfg.overrides.task), TAG_OUTPUT_DIR: hydra_cfg.runtime.output_dir}
+    overrides = " ".join(hydra_cfg.overrides.task)
+    tags = {TAG_OVERRIDES: overrides, TAG_OUTPUT_DIR: hydra_cfg.runtime.output_dir}
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        return JobContext(tags=tags)
+        return JobContext(tags={**tags, TAG_DESCRIPTION: f"python -m src.train {overrides}".rstrip()})
     tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
+    tags[TAG_DESCRIPTION] = f"Job {hydra_cfg.job.num} of the sweep in {hydra_cfg.sweep.dir}: {overrides}"
     name = sweep_run_name(hydra_cfg.overrides.task, read_plan(hydra_cfg.sweep.dir).swept)
     return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), run_name=name, tags=tags)
 

@@ -12,6 +12,7 @@ Everything the run produces goes to one MLflow run:
   below it), ``epochs_to_full_accuracy`` (the first epoch with every training point
   right, when there was one), ``tail_loss_drop`` (the relative fall of the loss over the
   last tenth of the epochs) and ``train_seconds``;
+* inputs: the training and test points as MLflow datasets (``mlflow.log_input``);
 * artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
@@ -112,6 +113,7 @@ def train_and_track(
     ) as active:
         run_id = active.info.run_id
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
+        _log_datasets(run, parts.data)
         writer = MetricWriter(client, run_id, run.trainer.epochs)
         progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
 
@@ -207,6 +209,18 @@ def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> Trai
     for index, timestamp in enumerate(trained.epoch_times):
         writer.add(index + 1, {name: values[index] for name, values in history.items()}, timestamp)
     return trained.result
+
+
+def _log_datasets(run: RunConfig, data) -> None:
+    """The training and test points as MLflow dataset inputs (contexts ``train`` and
+    ``test``), named ``xor-train`` etc. and sourced to the generator and seed that made them."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.numpy_dataset import from_numpy
+
+    source = CodeDatasetSource({"generator": f"src.runs.datasets ({run.dataset.name})", "seed": str(run.trainer.seed)})
+    for context, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        if len(y):
+            mlflow.log_input(from_numpy(x, targets=y, name=f"{run.dataset.name}-{context}", source=source), context)
 
 
 def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:

@@ -69,6 +69,10 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
         assert key in run.data.metrics
     assert "epochs_to_threshold" not in run.data.metrics and run.data.tags["reached_threshold"] == "false"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["moons-test", "moons-train"]
+    assert [t.value for t in inputs["moons-train"].tags] == ["train"] and inputs["moons-train"].dataset.digest
+    assert '"seed": "0"' in inputs["moons-test"].dataset.source
 
     # The logged config and weights rebuild the trained model exactly.
     config_path = client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
