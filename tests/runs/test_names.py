@@ -76,7 +76,7 @@ def test_the_readme_sweep_names_its_children_by_optimizer(tmp_path, train_cli, s
     assert sorted(r.info.run_name for r in children) == ["adagrad", "adam", "momentum", "sgd"]
     descriptions = sorted(r.data.tags["mlflow.note.content"] for r in children)
     assert descriptions[0].startswith("Job 0 of the sweep in ") and descriptions[0].endswith(
-        ": optimizer=sgd trainer.epochs=5 tracking.log_figures=false tracking.log_model=false"
+        ": optimizer=sgd trainer.epochs=5 tracking.log_figures=False tracking.log_model=False"
     )
     console = proc.stdout + proc.stderr
     assert [f"job {k}/4, sweep" in console for k in (1, 2, 3, 4)] == [True] * 4  # progress after each job
