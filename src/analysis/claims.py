@@ -98,6 +98,8 @@ def judge(claim: Claim, runs: pd.DataFrame) -> dict[str, str]:
         low, high = float(times.min()), float(times.max())
         spread = f"{_count(low)}–{_count(high)}" if low != high else _count(low)
         harness = f"{_count(median)} [{spread}], {len(arrived)}/{n} seeds got there"
+        if not len(arrived):
+            harness = f"not reached, 0/{n} seeds got there"
         if isinstance(claim.lab_value, str):  # "never within N"
             budget = float(claim.lab_value.rsplit(" ", 1)[-1])
             return {"harness": harness, "verdict": "agrees" if median > budget else "disagrees"}
