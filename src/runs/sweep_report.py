@@ -11,8 +11,9 @@ From the sweep's child runs in the store the parent gets:
   median over seeds with its range when seeds are swept).
 
 The closing table ranks the settings, best first: by the median epochs to the loss
-threshold over the seeds, a run that never got there counting as infinite (so a setting
-where few seeds arrived cannot win), then by the median final training loss. It ends
+threshold over the seeds, a run that did not get there counting as infinite (so a setting
+where few seeds arrived cannot win; "not reached" when most did not), then by the median
+final training loss. It ends
 with the ``mlflow ui`` command and the parent run's address.
 """
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 SUMMARY_FILE = "sweep_summary.csv"
 CURVES_FILE = "sweep_learning_curves.png"
+HEATMAP_FILE = "sweep_heatmap.png"
 #: Summary metrics in the summary table, in this order.
 COLUMNS = (c.EPOCHS_RUN, c.EPOCHS_TO_THRESHOLD, c.FINAL_TRAIN_LOSS, c.FINAL_TRAIN_ACCURACY, c.FINAL_TEST_ACCURACY)
 
@@ -87,6 +89,9 @@ def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, s
         _write_summary(out / SUMMARY_FILE, runs, swept)
         if runs:
             _draw_curves(client, runs, swept).savefig(out / CURVES_FILE, dpi=100)
+            numeric = numeric_axes(runs, swept)
+            if len(numeric) == 2:
+                _draw_heatmap(runs, *numeric).savefig(out / HEATMAP_FILE, dpi=100)
         client.log_artifacts(parent_run_id, str(out))
     return ranking(runs, swept)
 
@@ -138,7 +143,7 @@ def ranking(runs: list[Run], swept: list[str]) -> str:
     header = "runs  reached  diverged  failed  warned  median epochs  median final loss"
     lines = [f"{'rank':>4}  {'setting':<{width}}  {header}"]
     for rank, (epochs, loss, setting, n, reached, diverged, failed, warned) in enumerate(rows, start=1):
-        shown = "never" if not math.isfinite(epochs) else f"{epochs:.0f}"
+        shown = "not reached" if not math.isfinite(epochs) else f"{epochs:.0f}"
         counts = f"{n:>4}  {reached:>7}  {diverged:>8}  {failed:>6}  {warned:>6}"
         lines.append(f"{rank:>4}  {setting:<{width}}  {counts}  {shown:>13}  {loss:>17.4g}")
     return "\n".join(lines)
@@ -177,4 +182,57 @@ def _draw_curves(client: MlflowClient, runs: list[Run], swept: list[str]):
             ax.plot(steps, table[0], label=setting, **style)
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training loss", title="Learning curves of the sweep")
     ax.legend(fontsize=7, ncols=2 if len(groups) > 8 else 1)
+    return fig
+
+
+def numeric_axes(runs: list[Run], swept: list[str]) -> list[str]:
+    """The swept keys but the seed whose values are all numbers."""
+
+    def numeric(value: str) -> bool:
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+
+    return [
+        key
+        for key in swept
+        if key != c.PARAM_SEED and all(numeric(run.data.params.get(_param(key), "")) for run in runs)
+    ]
+
+
+def _draw_heatmap(runs: list[Run], rows: str, columns: str):
+    """Median epochs to the threshold (or final training loss) per pair of values."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    by_threshold = any(run.data.params.get("trainer.loss_threshold") not in (None, "None") for run in runs)
+    metric = c.EPOCHS_TO_THRESHOLD if by_threshold else c.FINAL_TRAIN_LOSS
+    row_values = sorted({float(run.data.params[_param(rows)]) for run in runs})
+    column_values = sorted({float(run.data.params[_param(columns)]) for run in runs})
+    table = np.full((len(row_values), len(column_values)), np.nan)
+    for i, row in enumerate(row_values):
+        for j, column in enumerate(column_values):
+            cell = [
+                run.data.metrics.get(metric, math.inf)
+                for run in runs
+                if float(run.data.params[_param(rows)]) == row and float(run.data.params[_param(columns)]) == column
+            ]
+            if cell:
+                table[i, j] = median(cell)
+    fig = Figure(figsize=(1.2 * len(column_values) + 3, 0.8 * len(row_values) + 2), layout="constrained")
+    ax = fig.subplots()
+    shown = np.where(np.isfinite(table), table, np.nan)
+    image = ax.imshow(np.log10(shown) if by_threshold else shown, cmap="viridis_r", aspect="auto")
+    for (i, j), value in np.ndenumerate(table):
+        text = "not reached" if value == math.inf else ("" if np.isnan(value) else f"{value:.3g}")
+        box = {"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1}
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, bbox=box)
+    ax.set_xticks(range(len(column_values)), [f"{v:g}" for v in column_values])
+    ax.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values])
+    ax.set(xlabel=columns, ylabel=rows)
+    what = "median epochs to the loss threshold" if by_threshold else "median final training loss"
+    ax.set_title(what + (" (colour: log10)" if by_threshold else ""))
+    fig.colorbar(image, ax=ax)
     return fig
