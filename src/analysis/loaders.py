@@ -31,7 +31,7 @@ from src.runs import contract as c
 from src.runs.build import build_dataset, load_network
 from src.runs.config import load_run_config
 from src.runs.datasets import Dataset
-from src.runs.tracking import resolve_tracking_uri
+from src.runs.tracking import resolve_tracking_uri, search_all
 
 DEFAULT_METRICS = (c.TRAIN_LOSS, c.TRAIN_ACCURACY)
 RUN_COLUMNS = ["run_id", "run_name", "status", "diverged", "parent_run_id", "start_time", "artifact_uri"]
@@ -42,21 +42,11 @@ def _client(tracking_uri: str | None) -> MlflowClient:
     return MlflowClient(resolve_tracking_uri(tracking_uri))
 
 
-def _search_all(client: MlflowClient, experiment_id: str, filter_string: str, order_by=None) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=1000, order_by=order_by, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def list_sweeps(experiment: str, tracking_uri: str | None = None) -> pd.DataFrame:
     """The sweeps (parent runs) of an experiment, newest first."""
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, experiment)
-    parents = _search_all(client, experiment_id, SWEEP_FILTER, ["attributes.start_time DESC"])
+    parents = search_all(client, experiment_id, SWEEP_FILTER, ["attributes.start_time DESC"])
     return pd.DataFrame(
         {
             "parent_run_id": [p.info.run_id for p in parents],
@@ -85,7 +75,7 @@ def _matches_sweep_dir(sweep_dir: str, sweep: str) -> bool:
 
 def _parent_id(client: MlflowClient, experiment_id: str, sweep: str | None) -> str:
     """Resolve ``sweep`` (None: latest; a parent run id; a sweep directory or its tail)."""
-    parents = _search_all(client, experiment_id, SWEEP_FILTER, ["attributes.start_time DESC"])
+    parents = search_all(client, experiment_id, SWEEP_FILTER, ["attributes.start_time DESC"])
     if not parents:
         raise ValueError("the experiment has no sweep; pass sweep='all' to load every run")
     if sweep is None:
@@ -123,10 +113,10 @@ def load_runs(experiment: str, sweep: str | None = None, tracking_uri: str | Non
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, experiment)
     if sweep == "all":
-        found = [r for r in _search_all(client, experiment_id, "") if r.data.tags.get(c.TAG_SWEEP) != "true"]
+        found = [r for r in search_all(client, experiment_id, "") if r.data.tags.get(c.TAG_SWEEP) != "true"]
     else:
         parent = _parent_id(client, experiment_id, sweep)
-        found = _search_all(client, experiment_id, f"tags.{c.TAG_PARENT_RUN} = '{parent}'")
+        found = search_all(client, experiment_id, f"tags.{c.TAG_PARENT_RUN} = '{parent}'")
     rows = []
     for r in found:
         row = {

@@ -42,6 +42,7 @@ from src.runs.contract import (
     UPDATES_RUN,
     UPDATES_TO_THRESHOLD,
 )
+from src.runs.tracking import param_name
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 #: Swept keys that are not factors: the dataset (the focus) and the seed (replicates).
@@ -367,11 +368,6 @@ def _mean_with_ci(row: pd.Series) -> str:
     return f"{row['mean_accuracy']:.3f} ± {1.96 * row['sd_accuracy'] / np.sqrt(n):.3f} (95% CI of the mean, {n} runs)"
 
 
-def _column(key: str) -> str:
-    """The ``load_runs`` column of a swept key: a group (``optimizer``) is its ``.name``."""
-    return key if "." in key else f"{key}.name"
-
-
 def _dataset_name(option: str) -> str:
     """The ``dataset.name`` of a dataset option (``blobs3`` -> ``blobs``)."""
     return OmegaConf.load(CONF_DIR / "dataset" / f"{option}.yaml").name
@@ -388,7 +384,7 @@ def load_study(name: str) -> Study:
     return Study(
         name=name,
         experiment=preset.tracking.experiment,
-        factors=tuple(_column(key) for key in swept if key not in NOT_FACTORS),
+        factors=tuple(param_name(key) for key in swept if key not in NOT_FACTORS),
         outcome=preset.study.outcome,
         focus=tuple(_dataset_name(option.strip()) for option in datasets),
         question=preset.study.question,

@@ -24,6 +24,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from src.runs.tuning import median as order_median
+
 
 def event_times(runs: pd.DataFrame, column: str) -> np.ndarray:
     """``runs[column]`` as floats, ``inf`` where a run has no value (never reached)."""
@@ -49,7 +51,7 @@ def median_with_ci(times: np.ndarray, level: float = 0.95) -> tuple[float, float
     n = len(t)
     if n == 0:
         return math.nan, math.nan, math.nan
-    median = float(t[math.ceil(n / 2) - 1])
+    median = float(order_median(t))
     k = _ci_rank(n, level)
     if k == 0:
         return median, math.nan, math.nan

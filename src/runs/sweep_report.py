@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs import contract as c
+from src.runs.tracking import param_name, search_all
 from src.runs.tuning import median
 
 if TYPE_CHECKING:
@@ -42,29 +43,16 @@ COLUMNS = (c.EPOCHS_RUN, c.EPOCHS_TO_THRESHOLD, c.FINAL_TRAIN_LOSS, c.FINAL_TRAI
 
 def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Run]:
     """Every child run of the sweep, in job order."""
-    found, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], f"tags.`{c.TAG_PARENT_RUN}` = '{parent_run_id}'", max_results=1000, page_token=token
-        )
-        found.extend(page)
-        token = page.token
-        if not token:
-            break
+    found = search_all(client, experiment_id, f"tags.`{c.TAG_PARENT_RUN}` = '{parent_run_id}'")
     return sorted(found, key=lambda run: int(run.data.tags.get(c.TAG_JOB_NUM, 0)))
 
 
 def setting_of(run: Run, swept: list[str]) -> str:
     """The child's swept values but the seed, e.g. ``optimizer=adam lr=0.1`` (or ``all``)."""
     parts = [
-        f"{key.rsplit('.', 1)[-1]}={run.data.params.get(_param(key), '?')}" for key in swept if key != c.PARAM_SEED
+        f"{key.rsplit('.', 1)[-1]}={run.data.params.get(param_name(key), '?')}" for key in swept if key != c.PARAM_SEED
     ]
     return " ".join(parts) or "all"
-
-
-def _param(key: str) -> str:
-    """The param a swept key lands in: a swept group is its option's ``name``."""
-    return key if "." in key else f"{key}.name"
 
 
 def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, swept: list[str]) -> str:
@@ -74,7 +62,7 @@ def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, s
     runs = children(client, experiment_id, parent_run_id)
     params = []
     for key in swept:
-        values = list(dict.fromkeys(run.data.params.get(_param(key), "?") for run in runs))
+        values = list(dict.fromkeys(run.data.params.get(param_name(key), "?") for run in runs))
         params.append(Param(key, ", ".join(values)[:6000]))
     counts = {
         "jobs_finished": sum(run.info.status == "FINISHED" for run in runs),
@@ -105,7 +93,7 @@ def _write_summary(path: Path, runs: list[Run], swept: list[str]) -> None:
                 [
                     run.info.run_name,
                     run.info.status,
-                    *(run.data.params.get(_param(key), "") for key in swept),
+                    *(run.data.params.get(param_name(key), "") for key in swept),
                     run.data.tags.get(c.TAG_DIVERGED, ""),
                     *(run.data.metrics.get(column, "") for column in COLUMNS),
                 ]
@@ -198,7 +186,7 @@ def numeric_axes(runs: list[Run], swept: list[str]) -> list[str]:
     return [
         key
         for key in swept
-        if key != c.PARAM_SEED and all(numeric(run.data.params.get(_param(key), "")) for run in runs)
+        if key != c.PARAM_SEED and all(numeric(run.data.params.get(param_name(key), "")) for run in runs)
     ]
 
 
@@ -209,15 +197,16 @@ def _draw_heatmap(runs: list[Run], rows: str, columns: str):
 
     by_threshold = any(run.data.params.get("trainer.loss_threshold") not in (None, "None") for run in runs)
     metric = c.EPOCHS_TO_THRESHOLD if by_threshold else c.FINAL_TRAIN_LOSS
-    row_values = sorted({float(run.data.params[_param(rows)]) for run in runs})
-    column_values = sorted({float(run.data.params[_param(columns)]) for run in runs})
+    row_values = sorted({float(run.data.params[param_name(rows)]) for run in runs})
+    column_values = sorted({float(run.data.params[param_name(columns)]) for run in runs})
     table = np.full((len(row_values), len(column_values)), np.nan)
     for i, row in enumerate(row_values):
         for j, column in enumerate(column_values):
             cell = [
                 run.data.metrics.get(metric, math.inf)
                 for run in runs
-                if float(run.data.params[_param(rows)]) == row and float(run.data.params[_param(columns)]) == column
+                if float(run.data.params[param_name(rows)]) == row
+                and float(run.data.params[param_name(columns)]) == column
             ]
             if cell:
                 table[i, j] = median(cell)

@@ -37,6 +37,23 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name)
 
 
+def search_all(client: MlflowClient, experiment_id: str, filter_string: str, order_by=None) -> list:
+    """Every run of ``experiment_id`` matching ``filter_string``, across all result pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def param_name(key: str) -> str:
+    """The param (and ``load_runs`` column) a swept key lands in: a swept group such as
+    ``optimizer`` is its option's ``optimizer.name``."""
+    return key if "." in key else f"{key}.name"
+
+
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``: dotted keys, values as MLflow param strings."""
     flat = {}
