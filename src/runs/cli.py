@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
 from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
-from src.runs.sweep import read_plan
+from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
 #: INFO lines); read by MLflow when it is imported, here and in launched workers.
@@ -28,9 +28,9 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 log = logging.getLogger(__name__)
 
 
-def job_context():
-    """Parent run and tags of the current Hydra job."""
-    from src.runs.sweep import read_parent_run_id
+def job_context(plan: SweepPlan | None):
+    """Parent run, name and tags of the current Hydra job (``plan``: its sweep's; None for
+    a single run)."""
     from src.runs.tracked_run import JobContext
     from src.runs.tracking import sweep_run_name
 
@@ -41,7 +41,7 @@ def job_context():
         return JobContext(tags={**tags, TAG_DESCRIPTION: f"python -m src.train {overrides}".rstrip()})
     tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
     tags[TAG_DESCRIPTION] = f"Job {hydra_cfg.job.num} of the sweep in {hydra_cfg.sweep.dir}: {overrides}"
-    name = sweep_run_name(hydra_cfg.overrides.task, read_plan(hydra_cfg.sweep.dir).swept)
+    name = sweep_run_name(hydra_cfg.overrides.task, plan.swept)
     return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), run_name=name, tags=tags)
 
 
@@ -67,10 +67,11 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     try:
         from src.runs.tracked_run import train_and_track
 
-        metrics = train_and_track(cfg, job_context(), worker, trained).final_metrics
-        if not single:
-            hydra_cfg = HydraConfig.get()
-            log.info("%s", read_plan(hydra_cfg.sweep.dir).progress(hydra_cfg.job.num))
+        hydra_cfg = HydraConfig.get()
+        plan = None if single else read_plan(hydra_cfg.sweep.dir)
+        metrics = train_and_track(cfg, job_context(plan), worker, trained).final_metrics
+        if plan is not None:
+            log.info("%s", plan.progress(hydra_cfg.job.num))
         return metrics
     except ConfigError as err:
         if not single:
