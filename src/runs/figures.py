@@ -17,7 +17,16 @@ from matplotlib.figure import Figure
 
 from src.engine.encoding import predict_labels
 from src.engine.network import MLP
-from src.runs.contract import DECISION_BOUNDARY_FILE, LEARNING_CURVE_FILE, PREDICTION_FILE
+from src.runs.contract import (
+    DECISION_BOUNDARY_FILE,
+    LEARNING_CURVE_FILE,
+    PREDICTION_FILE,
+    TEST_ACCURACY,
+    TEST_LOSS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    TRAIN_LOSS_RUNNING,
+)
 from src.runs.datasets import Dataset
 
 _CLASS_COLOURS = ["#d62728", "#1f4eb4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -45,12 +54,18 @@ def curve_points(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return x, np.append(np.column_stack([low, high]).ravel(), v[-1])
 
 
-#: (history key, legend label, colour) of each curve a learning curve may show.
+#: (loss metric, accuracy metric or None, legend label, colour) of each curve a learning
+#: curve may show, in drawing order.
 CURVES = (
-    ("train", "training set", "C0"),
-    ("train_loss_running", "running mean of batch losses", "C1"),
-    ("test", "test set", "C2"),
+    (TRAIN_LOSS, TRAIN_ACCURACY, "training set", "C0"),
+    (TRAIN_LOSS_RUNNING, None, "running mean of batch losses", "C1"),
+    (TEST_LOSS, TEST_ACCURACY, "test set", "C2"),
 )
+
+
+def _curves(history: dict[str, list[float]]) -> list[tuple]:
+    """The ``CURVES`` a history has."""
+    return [curve for curve in CURVES if curve[0] in history]
 
 
 def learning_curve(history: dict[str, list[float]], title: str = "", threshold: float | None = None) -> Figure:
@@ -60,10 +75,7 @@ def learning_curve(history: dict[str, list[float]], title: str = "", threshold: 
     fig = Figure(figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for key, label, colour in CURVES:
-        loss, accuracy = (key, None) if key.endswith("running") else (f"{key}_loss", f"{key}_accuracy")
-        if loss not in history:
-            continue
+    for loss, accuracy, label, colour in _curves(history):
         style = {"linestyle": "--", "linewidth": 1} if accuracy is None else {}
         ax_loss.plot(*curve_points(history[loss]), label=label, color=colour, **style)
         if accuracy is not None:
@@ -210,12 +222,12 @@ class RunFigures:
             return fig
         _, fig = self._curve
         ax_loss, ax_acc = fig.axes
-        losses = [m for m in (k if k.endswith("running") else f"{k}_loss" for k, _, _ in CURVES) if m in history]
-        for line, metric in zip(ax_loss.get_lines(), losses, strict=False):  # the threshold line comes last
-            line.set_data(*curve_points(history[metric]))
-        accuracies = [f"{k}_accuracy" for k, _, _ in CURVES if f"{k}_accuracy" in history]
-        for line, metric in zip(ax_acc.get_lines(), accuracies, strict=True):
-            line.set_data(*curve_points(history[metric]))
+        curves = _curves(history)
+        for line, (loss, *_) in zip(ax_loss.get_lines(), curves, strict=False):  # the threshold line comes last
+            line.set_data(*curve_points(history[loss]))
+        accuracies = [accuracy for _, accuracy, *_ in curves if accuracy is not None]
+        for line, accuracy in zip(ax_acc.get_lines(), accuracies, strict=True):
+            line.set_data(*curve_points(history[accuracy]))
         for ax in fig.axes:
             ax.relim()
             ax.autoscale_view()
