@@ -54,7 +54,7 @@ from src.runs.config import RunConfig, validate
 from src.runs.figure_worker import FigureJob, FigureWorker
 from src.runs.loop import StackResult, TrainResult, evaluate, fit
 from src.runs.metric_writer import MetricWriter
-from src.runs.tracking import ensure_experiment, flatten, git_tags, resolve_tracking_uri, run_name
+from src.runs.tracking import config_name, ensure_experiment, flatten, git_tags, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,17 @@ def train_and_track(
     tracked), then train and log.
 
     Store round trips per run: the run's creation (with its tags), one ``log_batch`` of
-    params, the per-epoch points from the ``MetricWriter`` thread, one ``log_batch`` of
-    summary metrics and tags, one upload of every artifact, and the model. With a
-    ``FigureWorker`` the figures are drawn by its child process and uploaded when done;
-    without one they are drawn here. ``trained``: the run was trained in a stack
-    (``src.runs.stacked_launcher``); its history and parameters are logged as if it had
-    trained here.
+    params, one ``log_input`` per dataset split, the per-epoch points from the
+    ``MetricWriter`` thread, one ``log_batch`` of summary metrics and tags, one upload of
+    every artifact, and the model. With a ``FigureWorker`` the figures are drawn by its
+    child process and uploaded when done; without one they are drawn here. ``trained``:
+    the run was trained in a stack (``src.runs.stacked_launcher``); its history and
+    parameters are logged as if it had trained here.
     """
     run = validate(cfg)
     job = job or JobContext()
     parts = assemble(run)
-    setting = run_name(run)
+    setting = config_name(run)
     name = run.tracking.run_name or job.run_name or setting
 
     mlflow.set_tracking_uri(resolve_tracking_uri(run.tracking.uri))

@@ -1,6 +1,6 @@
 """MLflow plumbing: which store runs go to, their experiment, their names and git tags.
 
-Names: a single run is named by its config's short form (``run_name``:
+Names: a single run is named by its config's short form (``config_name``:
 ``xor-adam-2x8-tanh-s0``). A sweep's child is named by the values its sweep varies, in
 the order the sweep lists them (``sweep_run_name``: ``adam-lr=0.1-s3``): a group option
 by its name, the seed as ``s3``, any other key as ``short=value`` (its last dotted
@@ -66,12 +66,10 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def run_name(run) -> str:
-    """``tracking.run_name``, else a readable name from the config, e.g.
-    ``xor-adam-2x8-tanh-s0`` (``w4-2`` for unequal widths, ``identity-relu`` for one
-    activation per layer, ``nohidden`` for a network without hidden layers)."""
-    if run.tracking.run_name:
-        return run.tracking.run_name
+def config_name(run) -> str:
+    """The config's short form, e.g. ``xor-adam-2x8-tanh-s0`` (``w4-2`` for unequal
+    widths, ``identity-relu`` for one activation per layer, ``nohidden`` for a network
+    without hidden layers): a single run's name and every run's ``setting`` tag."""
     widths = run.model.hidden_widths
     if not widths:
         shape = "nohidden"

@@ -291,3 +291,9 @@ def test_bad_training_is_tagged_and_said(compose_config, tracking_uri, caplog):
     # the unstable rule on a made-up history: ended at 3 times its best
     assert set(training_warnings({"train_loss": [0.5, 0.1, 0.3]})) == {"unstable"}
     assert training_warnings({"train_loss": [0.5, 0.1, 0.19]}) == {}
+
+
+def test_an_explicit_run_name_keeps_the_config_as_its_setting(compose_config, tracking_uri):
+    summary = train_and_track(compose_config("tracking.run_name=mine", "trainer.epochs=3"))
+    run = MlflowClient(tracking_uri).get_run(summary.run_id)
+    assert run.info.run_name == "mine" and run.data.tags["setting"] == "xor-sgd-2x8-tanh-s0"

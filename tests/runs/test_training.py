@@ -164,11 +164,11 @@ def test_l2_shrinks_the_weights(train):
 
 
 def test_one_activation_per_hidden_layer_builds_and_names_the_network(compose_config):
-    from src.runs.tracking import run_name
+    from src.runs.tracking import config_name
 
     run = validate(compose_config("model.activations=[identity,relu]", "model.width=4"))
     parts = assemble(run)
     assert [a.name for a in parts.net.activations] == ["identity", "relu", "sigmoid"]
-    assert run_name(run) == "xor-sgd-2x4-identity-relu-s0"
+    assert config_name(run) == "xor-sgd-2x4-identity-relu-s0"
     same = validate(compose_config("model.activations=[relu,relu]", "model.activation=relu"))
-    assert run_name(same) == "xor-sgd-2x8-relu-s0"
+    assert config_name(same) == "xor-sgd-2x8-relu-s0"
