@@ -75,6 +75,12 @@ def _styles(levels: list[str]) -> dict[str, dict]:
     }
 
 
+def _focus(study: Study, frame: pd.DataFrame) -> list[str]:
+    """The study's focus datasets that ``frame`` has, in the preset's order (one panel each)."""
+    present = set(frame["dataset.name"])
+    return [dataset for dataset in study.focus if dataset in present]
+
+
 def _epoch_grid(last: int) -> np.ndarray:
     return np.unique(np.geomspace(1, max(last, 1), CURVE_POINTS).round().astype(int))
 
@@ -148,7 +154,7 @@ def survival_curves(runs: pd.DataFrame, study: Study):
     runs = runs.assign(_level=runs[factor].map(level_label))
     levels = _ordered_levels(runs[factor])
     styles = _styles(levels)
-    datasets = list(dict.fromkeys([d for d in study.focus if d in set(runs["dataset.name"])]))
+    datasets = _focus(study, runs)
     axes_names = study.axes(runs)
     fig, axes = plt.subplots(
         len(axes_names),
@@ -200,7 +206,7 @@ def tuning_curves(runs: pd.DataFrame, study: Study):
         return fig
     levels = _ordered_levels(table[factor])
     styles = _styles(levels)
-    datasets = [d for d in study.focus if d in set(table["dataset.name"])]
+    datasets = _focus(study, table)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False, layout="constrained")
     budget = float(pd.to_numeric(runs["trainer.epochs"]).max())
     for ax, dataset in zip(axes[0], datasets, strict=True):
@@ -238,7 +244,7 @@ def outcome_points(runs: pd.DataFrame, study: Study):
     factor = study.factor
     levels = _ordered_levels(runs[factor])
     styles = _styles(levels)
-    datasets = [d for d in study.focus if d in set(runs["dataset.name"])]
+    datasets = _focus(study, runs)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False, layout="constrained")
     rng = np.random.default_rng(0)
     for ax, dataset in zip(axes[0], datasets, strict=True):
