@@ -8,11 +8,14 @@ log lines are kept to warnings and errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import sys
 
 import hydra
+from hydra._internal.hydra import Hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -25,7 +28,43 @@ from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
 #: INFO lines); read by MLflow when it is imported, here and in launched workers.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+#: A Databricks-only lookup MLflow makes at every ``start_run`` (it imports IPython to ask
+#: for a notebook widget: 0.2 s of a run's start-up).
+os.environ.setdefault("MLFLOW_ENABLE_SGC_RUN_RESUMPTION_FOR_DATABRICKS_JOBS", "false")
 log = logging.getLogger(__name__)
+
+#: Config lines that could set ``hydra.mode`` (or add a config source that could).
+_MODE_LINE = re.compile(r"^\s*(mode|searchpath)\s*:", re.MULTILINE)
+#: The config sources of ``python -m src.train``: Hydra's own, this project's, the config store.
+_OWN_SOURCES = {("hydra", "pkg://hydra.conf"), ("main", str(CONF_DIR)), ("schema", "structured://")}
+
+
+@functools.cache
+def _configs_set_mode() -> bool:
+    return any(_MODE_LINE.search(path.read_text()) for path in CONF_DIR.rglob("*.yaml"))
+
+
+def _mode_unless_set(get_mode):
+    """Hydra composes the whole config once only to read ``hydra.mode``, and then again
+    for the run: a quarter of a second of every start. Only a config or an override can
+    set ``hydra.mode``; when none can (no override of ``hydra.mode`` or
+    ``hydra.searchpath``, no extra config directory, no ``mode:`` or ``searchpath:`` line
+    in ``conf/``), the mode is unset (``-m`` alone chooses) and Hydra's own answer is not
+    needed."""
+
+    @functools.wraps(get_mode)
+    def mode(self: Hydra, config_name: str | None, overrides: list[str]):
+        sources = {(path.provider, path.path) for path in self.config_loader.get_search_path().get_path()}
+        keys = (override.lstrip("+~").split("=", 1)[0] for override in overrides)
+        if sources <= _OWN_SOURCES and not _configs_set_mode():
+            if not any(key.startswith(("hydra.mode", "hydra.searchpath")) for key in keys):
+                return None
+        return get_mode(self, config_name, overrides)
+
+    return mode
+
+
+Hydra.get_mode = _mode_unless_set(Hydra.get_mode)
 
 
 def job_context(plan: SweepPlan | None):
