@@ -31,8 +31,8 @@ from mlflow.tracking import MlflowClient
 #: MLflow accepts at most this many metrics in one ``log_batch`` call.
 MAX_METRICS_PER_BATCH = 1000
 FLUSH_SECONDS = 2.0
-FULL_RESOLUTION_EPOCHS = 500
-MAX_POINTS_PER_METRIC = 1000
+FULL_RESOLUTION_EPOCHS = 250
+MAX_POINTS_PER_METRIC = 500
 
 
 def resolution_stride(max_epochs: int) -> int:

@@ -4,7 +4,7 @@ Everything the run produces goes to one MLflow run:
 
 * params: the validated config flattened to dotted keys;
 * metrics: ``train_loss``/``train_accuracy`` (``train_loss_running`` on mini-batches,
-  and ``test_*``) per epoch, sent by a ``MetricWriter`` thread (every epoch up to 500,
+  and ``test_*``) per epoch, sent by a ``MetricWriter`` thread (every epoch up to 250,
   then thinned; ``history.parquet`` has every epoch); summary metrics ``final_*``,
   ``epochs_run``, ``updates_run``, ``examples_run``, ``epochs_to_threshold`` with
   ``updates_to_threshold`` and ``examples_to_threshold`` (when the threshold was reached
