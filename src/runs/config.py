@@ -177,6 +177,10 @@ class TrainerConfig:
     gradcheck_tolerance: float = constrained(POSITIVE)
 
 
+#: When the snapshots' figures are drawn: in every run, in single runs only, never.
+EVOLUTION_FIGURES = ("always", "single", "never")
+
+
 @dataclass
 class TrackingConfig:
     uri: str | None = constrained(nullable=True)
@@ -184,6 +188,8 @@ class TrackingConfig:
     run_name: str | None = constrained(Text(MAX_RUN_NAME), nullable=True)
     log_figures: bool = constrained()
     log_model: bool = constrained()
+    snapshots: int = constrained(Interval(0, 50, closed="both", integer=True))
+    evolution: str = constrained(OneOf(EVOLUTION_FIGURES))
 
 
 @dataclass

@@ -15,6 +15,12 @@ EPOCH = "epoch"  #: the 1-based epoch column of the history (and the metrics' st
 LEARNING_CURVE_FILE = "learning_curve.png"
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 PREDICTION_FILE = "ground_truth_vs_prediction.png"
+#: Decision boundaries at the training snapshots (``src.runs.snapshots``), one panel each.
+BOUNDARY_EVOLUTION_FILE = "boundary_evolution.png"
+#: Each layer's weight distribution at the training snapshots.
+WEIGHT_DISTRIBUTIONS_FILE = "weight_distributions.png"
+#: The key of the decision boundary's stepped images (``mlflow.log_image(key=..., step=epoch)``).
+BOUNDARY_IMAGE_KEY = "decision_boundary"
 MODEL_NAME = "model"  #: the pyfunc model's name within the run
 #: In a sweep directory: the id of the sweep's parent run, read by every job.
 PARENT_RUN_FILE = "mlflow_parent_run_id"
@@ -28,7 +34,9 @@ TAG_SWEEP_DIR = "sweep_dir"
 TAG_JOB_NUM = "job_num"
 TAG_OVERRIDES = "hydra_overrides"
 TAG_OUTPUT_DIR = "output_dir"
-TAG_GIT_COMMIT = "git_commit"
+#: MLflow's own code-version tag, also set where MLflow cannot trace a run to a script
+#: (sweep parents, jobs in worker processes).
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_GIT_DIRTY = "git_dirty"
 TAG_DIVERGED = "diverged"  #: "true" when the loss became non-finite
 TAG_REACHED_THRESHOLD = "reached_threshold"
@@ -42,6 +50,7 @@ TAG_MODEL_URI = "model_uri"
 TAG_SETTING = "setting"
 TAG_DESCRIPTION = "mlflow.note.content"  #: MLflow's run description
 TAG_PARENT_RUN = "mlflow.parentRunId"  #: MLflow's own link from a child to its parent
+TAG_LOGGED_IMAGES = "mlflow.loggedImages"  #: MLflow's mark of a run with stepped images
 
 # --- params the readers look up (a run's params are its config's dotted keys) ---------
 PARAM_SEED = "trainer.seed"
@@ -68,6 +77,13 @@ EXAMPLES_TO_THRESHOLD = "examples_to_threshold"
 TAIL_LOSS_DROP = "tail_loss_drop"
 TRAIN_SECONDS = "train_seconds"
 GRADCHECK_ERROR = "gradcheck_max_rel_error"
+#: Per-layer statistics at the training snapshots (``src.runs.snapshots``).
+LAYER_STATISTICS = ("weight_norm", "weight_std", "weight_min", "weight_max", "grad_norm")
+
+
+def layer_metric(layer: int, statistic: str) -> str:
+    """A per-layer metric's name, e.g. ``layer0.weight_norm`` (layer 0: the input layer's weights)."""
+    return f"layer{layer}.{statistic}"
 
 
 def final(metric: str) -> str:

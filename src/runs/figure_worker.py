@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from src.engine.network import MLP
 from src.runs.datasets import Dataset
+from src.runs.snapshots import Snapshots
 
 if TYPE_CHECKING:  # the child never imports MLflow
     from mlflow.tracking import MlflowClient
@@ -52,6 +53,7 @@ class FigureJob:
     net: MLP  # a copy without training buffers (``MLP.copy``)
     data: Dataset
     threshold: float | None = None  # the loss threshold, drawn on the learning curve
+    snapshots: Snapshots | None = None  # training snapshots: the boundary's evolution, weight distributions
 
     def draw(self, out_dir: Path) -> None:
         """Write the PNGs into ``out_dir``, reusing this process's figures."""
@@ -60,7 +62,7 @@ class FigureJob:
             from src.runs.figures import RunFigures
 
             _figures = RunFigures()
-        _figures.draw(self.history, self.net, self.data, self.title, out_dir, self.threshold)
+        _figures.draw(self.history, self.net, self.data, self.title, out_dir, self.threshold, self.snapshots)
 
 
 class FigureWorker:

@@ -21,6 +21,10 @@ rises above the threshold again cancels the watch (the run is then unstable at t
 threshold if it never settles: ``first_below_threshold`` is set, ``epochs_to_threshold``
 is not). A run whose budget ends during a watch counts as reached, as it ended below.
 
+Training snapshots (``src.runs.snapshots``): with ``snapshot_at`` epochs, the result's
+``snapshots`` hold copies of the parameters and the last gradient at each of them
+(epoch 0: the initial weights) and at the epoch training stopped.
+
 An epoch makes ``updates_per_epoch = ceil(n / batch size)`` updates and sees ``n``
 examples, so updates and examples seen are those multiples of the epochs.
 """
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +46,7 @@ from src.engine.optimizers import Optimizer
 from src.engine.stacked import StackedMLP
 from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, TRAIN_LOSS_RUNNING
 from src.runs.datasets import Dataset
+from src.runs.snapshots import Snapshots
 
 
 def evaluate(net: MLP, objective: Objective, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -64,6 +69,7 @@ class TrainResult:
     seconds: float = 0.0
     updates_per_epoch: int = 1
     examples_per_epoch: int = 0
+    snapshots: Snapshots = field(default_factory=Snapshots)
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -103,6 +109,7 @@ def fit(
     loss_threshold: float | None = None,
     threshold_patience: int = 0,
     on_epoch: EpochCallback | None = None,
+    snapshot_at: Collection[int] = (),
 ) -> TrainResult:
     """Train ``net`` in place for up to ``epochs`` epochs.
 
@@ -112,6 +119,7 @@ def fit(
     stops being finite (``diverged``): a non-finite batch loss is not applied, a
     non-finite end-of-epoch loss is not recorded, and the parameters stay as they were
     then. ``on_epoch(epoch, metrics)`` is called after every recorded epoch (1-based).
+    ``snapshot_at``: the epochs of the training snapshots (see the module docstring).
     """
     x = data.x_train.astype(net.dtype, copy=False)
     labels = data.y_train
@@ -119,7 +127,8 @@ def fit(
     x_test = data.x_test.astype(net.dtype, copy=False)
     n = len(labels)
     step = n if batch_size is None else min(batch_size, n)
-    result = TrainResult(updates_per_epoch=-(-n // step), examples_per_epoch=n)
+    snapshots = Snapshots.at(snapshot_at)
+    result = TrainResult(updates_per_epoch=-(-n // step), examples_per_epoch=n, snapshots=snapshots)
     watch = ThresholdWatch(loss_threshold, threshold_patience)
     start = time.perf_counter()
 
@@ -127,6 +136,7 @@ def fit(
         if step == n:  # the initial weights' loss and the first update's gradient
             train_loss, output = objective.value_and_gradient(net, x, targets)
             result.diverged = not math.isfinite(train_loss)
+        snapshots.take(0, net.params, net.grads)
         for epoch in range(1, epochs + 1):
             if result.diverged:
                 break
@@ -162,6 +172,7 @@ def fit(
             for name, value in metrics.items():
                 result.history.setdefault(name, []).append(value)
             result.epochs_run = epoch
+            snapshots.take(epoch, net.params, net.grads)
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             if watch.stop(epoch, train_loss):
@@ -170,6 +181,8 @@ def fit(
     result.first_below_threshold = watch.first_below
     result.epochs_to_threshold = None if result.diverged else watch.below_since
     result.seconds = time.perf_counter() - start
+    if not result.diverged:
+        snapshots.close(result.epochs_run, net.params, net.grads)
     return result
 
 
@@ -191,11 +204,12 @@ def fit_stacked(
     epochs: int,
     loss_threshold: float | None = None,
     threshold_patience: int = 0,
+    snapshot_at: Collection[int] = (),
 ) -> list[StackResult]:
     """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
     trains one network alone: each network keeps its history up to its own early stop
     (threshold reached, or a non-finite loss) and its parameters as they were then.
-    Training goes on until every network has stopped."""
+    Training goes on until every network has stopped. ``snapshot_at``: as for ``fit``."""
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
@@ -203,12 +217,16 @@ def fit_stacked(
     losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
     epochs_run = np.zeros(m, dtype=np.int64)
     below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
-    final = stack.params.copy()
+    final, final_grads = stack.params.copy(), stack.grads.copy()
+    snapshots = [Snapshots.at(snapshot_at) for _ in range(m)]
+    wanted = frozenset(snapshot_at)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
         diverged = ~np.isfinite(values)
         active = ~diverged
+        for j in range(m):
+            snapshots[j].take(0, stack.params[j], stack.grads[j])
         for epoch in range(1, epochs + 1):
             if not active.any():
                 break
@@ -221,6 +239,9 @@ def fit_stacked(
                 final[failing] = stack.params[failing]
                 epochs_run[failing] = epoch - 1
                 active &= ~failing
+            if epoch in wanted:
+                for j in np.flatnonzero(active):
+                    snapshots[j].take(epoch, stack.params[j], stack.grads[j])
             losses[epoch - 1] = values
             accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
             times[epoch - 1] = time.time()
@@ -231,15 +252,17 @@ def fit_stacked(
                 first_below = np.where(below & (first_below == 0), epoch, first_below)
                 stopping = below & (epoch - below_since >= threshold_patience)
                 if stopping.any():
-                    final[stopping] = stack.params[stopping]
+                    final[stopping], final_grads[stopping] = stack.params[stopping], stack.grads[stopping]
                     epochs_run[stopping] = epoch
                     active &= ~stopping
-    final[active] = stack.params[active]
+    final[active], final_grads[active] = stack.params[active], stack.grads[active]
     epochs_run[active] = epochs
     seconds = (time.perf_counter() - start) / m
     results = []
     for j in range(m):
         run = int(epochs_run[j])
+        if not diverged[j]:
+            snapshots[j].close(run, final[j], final_grads[j])
         history = {TRAIN_LOSS: losses[:run, j].tolist(), TRAIN_ACCURACY: accuracies[:run, j].tolist()}
         result = TrainResult(
             history,
@@ -250,6 +273,7 @@ def fit_stacked(
             seconds=seconds,
             updates_per_epoch=1,
             examples_per_epoch=n,
+            snapshots=snapshots[j],
         )
         results.append(StackResult(result, final[j], times[:run].copy()))
     return results

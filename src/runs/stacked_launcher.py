@@ -37,6 +37,7 @@ from src.engine.stacked import StackedMLP
 from src.runs.build import assemble
 from src.runs.config import ConfigError, RunConfig, validate
 from src.runs.loop import StackResult, fit_stacked
+from src.runs.snapshots import snapshot_epochs
 
 log = logging.getLogger(__name__)
 #: Optimizer fields that must be equal across a stack (they decide buffers or are raised to powers).
@@ -92,7 +93,14 @@ def train_stack(runs: list[RunConfig]) -> list[StackResult]:
     t = runs[0].trainer
     datasets = [p.data for p in parts]
     return fit_stacked(
-        stack, optimizer, parts[0].objective.loss, datasets, t.epochs, t.loss_threshold, t.threshold_patience
+        stack,
+        optimizer,
+        parts[0].objective.loss,
+        datasets,
+        t.epochs,
+        t.loss_threshold,
+        t.threshold_patience,
+        snapshot_epochs(t.epochs, runs[0].tracking.snapshots),
     )
 
 

@@ -17,7 +17,7 @@ Everything the run produces goes to one MLflow run:
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
   network as an MLflow pyfunc model named ``model``;
-* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
+* tags: the git commit (MLflow's tag) and ``git_dirty``, Hydra overrides, sweep directory and job number, ``diverged``,
   ``reached_threshold``, ``unstable`` and ``overfitting`` (``training_warnings``; also
   printed after the summary line), ``model_uri``.
 
@@ -53,7 +53,8 @@ from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
 from src.runs.figure_worker import FigureJob, FigureWorker
 from src.runs.loop import StackResult, TrainResult, evaluate, fit
-from src.runs.metric_writer import MetricWriter
+from src.runs.metric_writer import MAX_METRICS_PER_BATCH, MetricWriter
+from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
 from src.runs.tracking import config_name, ensure_experiment, flatten, git_tags, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def train_and_track(
 
     Store round trips per run: the run's creation (with its tags), one ``log_batch`` of
     params, one ``log_input`` per dataset split, the per-epoch points from the
-    ``MetricWriter`` thread, one ``log_batch`` of summary metrics and tags, one upload of
+    ``MetricWriter`` thread, one ``log_batch`` of summary metrics, layer statistics and tags, one upload of
     every artifact, and the model. With a ``FigureWorker`` the figures are drawn by its
     child process and uploaded when done; without one they are drawn here. ``trained``:
     the run was trained in a stack (``src.runs.stacked_launcher``); its history and
@@ -139,6 +140,7 @@ def train_and_track(
                     loss_threshold=run.trainer.loss_threshold,
                     threshold_patience=run.trainer.threshold_patience,
                     on_epoch=on_epoch,
+                    snapshot_at=snapshot_epochs(run.trainer.epochs, run.tracking.snapshots),
                 )
         except KeyboardInterrupt:
             writer.close()
@@ -156,13 +158,18 @@ def train_and_track(
             c.TAG_REACHED_THRESHOLD: str(result.epochs_to_threshold is not None).lower(),
             **{tag: str(tag in warned).lower() for tag in (c.TAG_UNSTABLE, c.TAG_OVERFITTING)},
         }
+        evolution = _evolution(run, job, result)
+        if evolution is not None:
+            end_tags[c.TAG_LOGGED_IMAGES] = "true"
         now = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(key, float(value), now, 0) for key, value in final.items()],
-            tags=[RunTag(key, value) for key, value in end_tags.items()],
-        )
-        _log_artifacts(client, experiment_id, run_id, run, parts, result, name, figures)
+        metrics = [Metric(key, float(value), now, 0) for key, value in final.items()]
+        for key, points in layer_statistics(parts.net.layout, result.snapshots).items():
+            metrics.extend(Metric(key, value, now, epoch) for epoch, value in points)
+        tags = [RunTag(key, value) for key, value in end_tags.items()]
+        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH], tags=tags)
+            tags = []
+        _log_artifacts(client, experiment_id, run_id, run, parts, result, name, figures, evolution)
         if run.trainer.gradcheck and not result.diverged:
             _gradient_check(run, parts, step=result.epochs_run)
     log.info(_summary_line(name, run_id, result, final))
@@ -277,6 +284,7 @@ def _log_artifacts(
     result: TrainResult,
     name: str,
     figures: FigureWorker | None,
+    evolution: Snapshots | None,
 ) -> None:
     """Weights, history, figures (``tracking.log_figures``) and the pyfunc model
     (``tracking.log_model``); matplotlib and MLflow's model flavour are imported only
@@ -285,7 +293,7 @@ def _log_artifacts(
 
     data, net = parts.data, parts.net
     threshold = run.trainer.loss_threshold
-    job = FigureJob(name, result.history, net.copy(), data, threshold) if run.tracking.log_figures else None
+    job = FigureJob(name, result.history, net.copy(), data, threshold, evolution) if run.tracking.log_figures else None
     if job is not None and figures is not None:
         figures.submit(client, run_id, job)  # drawn by the worker while this process goes on
     with tempfile.TemporaryDirectory() as tmp:
@@ -306,6 +314,15 @@ def _log_artifacts(
                 client, experiment_id, run_id, out / c.CONFIG_FILE, out / c.WEIGHTS_FILE, output
             )
             client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
+
+
+def _evolution(run: RunConfig, job: JobContext, result: TrainResult) -> Snapshots | None:
+    """The snapshots to draw figures of (``tracking.evolution``: in every run, or only in
+    a single run, where the figure worker has nothing else to do), or None."""
+    wanted = run.tracking.evolution == "always" or (run.tracking.evolution == "single" and job.parent_run_id is None)
+    if wanted and run.tracking.log_figures and len(result.snapshots.epochs) > 1:
+        return result.snapshots
+    return None
 
 
 def _progress_logger(name: str, epochs: int, every: int):

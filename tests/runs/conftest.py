@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.runs.loop import fit
+from src.runs.snapshots import snapshot_epochs
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,7 @@ def fit_run():
             shuffle=t.shuffle,
             loss_threshold=t.loss_threshold,
             threshold_patience=t.threshold_patience,
+            snapshot_at=snapshot_epochs(t.epochs, run.tracking.snapshots),
         )
 
     return _fit

@@ -45,6 +45,9 @@ def test_a_stack_trains_each_network_exactly_as_alone(compose_config, fit_run, g
         assert mine.result.epochs_to_threshold == alone.epochs_to_threshold
         assert mine.result.first_below_threshold == alone.first_below_threshold
         np.testing.assert_array_equal(mine.params, parts.net.params)
+        assert mine.result.snapshots.epochs == alone.snapshots.epochs and len(alone.snapshots.epochs) > 3
+        np.testing.assert_array_equal(mine.result.snapshots.params, alone.snapshots.params)
+        np.testing.assert_array_equal(mine.result.snapshots.grads, alone.snapshots.grads)
         assert len(mine.epoch_times) == alone.epochs_run
 
 

@@ -27,6 +27,8 @@ ARTIFACTS = {
     "decision_boundary.png",
     "ground_truth_vs_prediction.png",
 }
+#: A single run's figures of its training snapshots (the stepped images are in ``images/``).
+EVOLUTION = {"boundary_evolution.png", "weight_distributions.png", "images"}
 
 
 def _only_run(client):
@@ -68,7 +70,7 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
     ):
         assert key in run.data.metrics
     assert "epochs_to_threshold" not in run.data.metrics and run.data.tags["reached_threshold"] == "false"
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS | EVOLUTION
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert sorted(inputs) == ["moons-test", "moons-train"]
     assert [t.value for t in inputs["moons-train"].tags] == ["train"] and inputs["moons-train"].dataset.digest
@@ -100,10 +102,10 @@ def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
     metric_calls = [n for n in calls if n]
     # 1000 epochs: the first 250, every 3rd after them and the last, 501 points of
     # (train_loss, train_accuracy), in one full batch and the rest; then the seven
-    # summary metrics in one (epochs, updates and examples run, seconds, the tail's loss
-    # drop, the final loss and accuracy).
+    # summary metrics (epochs, updates and examples run, seconds, the tail's loss drop, the
+    # final loss and accuracy) and 3 layers x 5 statistics at the 12 snapshots in one.
     assert resolution_stride(1000) == 3
-    assert metric_calls == [1000, 2, 7]
+    assert metric_calls == [1000, 2, 7 + 3 * 5 * 12]
     run = _only_run(MlflowClient(tracking_uri))
     assert len(MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "train_loss")) == 501
 
@@ -133,7 +135,7 @@ def test_diverging_run_is_tagged_and_keeps_its_history(compose_config, tracking_
     assert summary.result.diverged
     assert run.info.status == "FINISHED" and run.data.tags["diverged"] == "true"
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == summary.result.epochs_run >= 1
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == ARTIFACTS | EVOLUTION
 
 
 def _fail_after(monkeypatch, steps, exception):
