@@ -54,6 +54,7 @@ from src.runs.config import RunConfig, validate
 from src.runs.figure_worker import FigureJob, FigureWorker
 from src.runs.loop import StackResult, TrainResult, evaluate, fit
 from src.runs.metric_writer import MAX_METRICS_PER_BATCH, MetricWriter
+from src.runs.progress import Progress
 from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
 from src.runs.tracking import config_name, ensure_experiment, flatten, git_tags, resolve_tracking_uri
 
@@ -116,7 +117,7 @@ def train_and_track(
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
         _log_datasets(run, parts.data)
         writer = MetricWriter(client, run_id, run.trainer.epochs)
-        progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
+        progress = Progress(name, run.trainer.epochs, run.trainer.log_every)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             writer.add(epoch, metrics)
@@ -149,6 +150,7 @@ def train_and_track(
             log.warning("%s: interrupted; the epochs logged so far are kept (run %s)", name, run_id)
             raise
         finally:
+            progress.close()
             writer.close()
 
         final = _final_metrics(parts, result)
@@ -323,17 +325,6 @@ def _evolution(run: RunConfig, job: JobContext, result: TrainResult) -> Snapshot
     if wanted and run.tracking.log_figures and len(result.snapshots.epochs) > 1:
         return result.snapshots
     return None
-
-
-def _progress_logger(name: str, epochs: int, every: int):
-    width = len(str(epochs))
-
-    def progress(epoch: int, metrics: dict[str, float]) -> None:
-        if epoch % every == 0 or epoch == epochs:
-            values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            log.info("%s  epoch %*d/%d  %s", name, width, epoch, epochs, values)
-
-    return progress
 
 
 def _summary_line(name: str, run_id: str, result: TrainResult, final: dict[str, float]) -> str:
