@@ -14,6 +14,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -26,6 +27,10 @@ from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 #: INFO lines); read by MLflow when it is imported, here and in launched workers.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 log = logging.getLogger(__name__)
+
+
+class InvalidJob(CompactHydraException):
+    """A sweep's job with an invalid config: Hydra reports it by its one-line message."""
 
 
 def job_context(plan: SweepPlan | None):
@@ -57,7 +62,8 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     ``trained`` stack result (``src.runs.loop.StackResult``).
 
     An invalid config ends a single run with exit status 1 and a one-line message; in a
-    multirun the error fails only that job (Hydra reports it when the sweep ends).
+    multirun it fails only that job, with one line (and Hydra names the job again when the
+    sweep ends, with exit status 1).
 
     The figure worker (``src.runs.figure_worker``) starts before MLflow is imported, so
     that it imports matplotlib on the other core meanwhile.
@@ -75,7 +81,8 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
         return metrics
     except ConfigError as err:
         if not single:
-            raise
+            log.error("invalid config: %s", err)
+            raise InvalidJob(f"invalid config: {err}") from None
         sys.exit(f"error: invalid config: {err}")
     finally:
         if close_after:
