@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.runs import figure_worker
-from src.runs.config import CONF_DIR, ConfigError
+from src.runs.config import CONF_DIR, ConfigError, validate
 from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
 from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 
@@ -65,12 +65,14 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     multirun it fails only that job, with one line (and Hydra names the job again when the
     sweep ends, with exit status 1).
 
-    The figure worker (``src.runs.figure_worker``) starts before MLflow is imported, so
-    that it imports matplotlib on the other core meanwhile.
+    The figure worker (``src.runs.figure_worker``) starts once the config is valid and
+    before MLflow is imported, so that it imports matplotlib on the other core meanwhile.
     """
     single = HydraConfig.get().mode != RunMode.MULTIRUN
-    worker, close_after = figure_worker.for_job(single, bool(cfg.get("tracking", {}).get("log_figures", True)))
+    worker, close_after = None, False
     try:
+        validate(cfg)  # a bad value stops here, before the figure worker starts
+        worker, close_after = figure_worker.for_job(single, bool(cfg.tracking.log_figures))
         from src.runs.tracked_run import train_and_track
 
         hydra_cfg = HydraConfig.get()

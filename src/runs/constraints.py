@@ -27,11 +27,14 @@ SHOWN_CHARACTERS = 60
 
 
 def shown(value) -> str:
-    """``repr(value)`` for a message: whole when short, else its start and its length."""
+    """``repr(value)`` for a message: whole when short, else its start, its end (where a
+    path names its file) and its length."""
     text = repr(value)
     if len(text) <= SHOWN_CHARACTERS:
         return text
-    return f"{text[:SHOWN_CHARACTERS]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
+    half = SHOWN_CHARACTERS // 2
+    length = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:half]}...{text[-half:]} ({length} characters)"
 
 
 @dataclass(frozen=True)

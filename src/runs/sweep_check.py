@@ -49,6 +49,8 @@ class Axis:
 
     key: str
     overrides: list[str]
+    #: Set by the tuned sweeper (its key and seeds): named in every job, even with one value.
+    tuned: bool = False
 
     @property
     def group(self) -> bool:
@@ -57,7 +59,7 @@ class Axis:
 
     @property
     def swept(self) -> bool:
-        return len(self.overrides) > 1
+        return self.tuned or len(self.overrides) > 1
 
 
 def _parser():
@@ -86,21 +88,22 @@ def sweep_axes(config: DictConfig) -> tuple[list[Axis], list[str]]:
     extra: list[str] = []
     if sweeper.get("tune_key"):
         key = sweeper.tune_key
-        axes[key] = Axis(key, [f"{key}={value}" for value in sweeper.tune_values])
-        axes[PARAM_SEED] = Axis(PARAM_SEED, [f"{PARAM_SEED}={seed}" for seed in sweeper.tune_seeds])
+        axes[key] = Axis(key, [f"{key}={value}" for value in sweeper.tune_values], tuned=True)
+        axes[PARAM_SEED] = Axis(PARAM_SEED, [f"{PARAM_SEED}={seed}" for seed in sweeper.tune_seeds], tuned=True)
         axes[PARAM_PHASE] = Axis(PARAM_PHASE, [f"{PARAM_PHASE}=tune"])
         extra = [f"{PARAM_SEED}={seed}" for seed in sweeper.report_seeds]
     return list(axes.values()), extra
 
 
-def _compose(config: DictConfig, overrides: list[str]) -> DictConfig:
-    """A job's config as the launcher composes it."""
+def _compose(config: DictConfig, fixed: list[str], choice: tuple[str, ...]) -> DictConfig:
+    """The config of the jobs with the swept groups' ``choice``, as the launcher composes it
+    (the sweep's other overrides ``fixed`` composed already when the sweep started)."""
     from hydra.core.global_hydra import GlobalHydra
 
     try:
-        return GlobalHydra.instance().config_loader().load_sweep_config(config, overrides)
+        return GlobalHydra.instance().config_loader().load_sweep_config(config, [*fixed, *choice])
     except Exception as err:  # Hydra's composition errors (a missing option, a key not in struct)
-        raise Refused(f"{' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+        raise Refused(f"{' '.join(choice)}: {str(err).splitlines()[0]}") from None
 
 
 #: A checked value: ``(section, field, typed value)``, a problem (str) or ``None`` (a
@@ -139,8 +142,10 @@ class Group:
     values: dict[str, Checked]
 
 
-def _group(config: DictConfig, overrides: list[str], value_axes: list[Axis], extra: list[str], parser) -> Group:
-    composed = _compose(config, overrides)
+def _group(
+    config: DictConfig, fixed: list[str], choice: tuple, value_axes: list[Axis], extra: list[str], parser
+) -> Group:
+    composed = _compose(config, fixed, choice)
     try:
         run: RunConfig | str = RunConfig(**{s: typed_section(s, composed[s]) for s in TOP_LEVEL})
     except ConfigError as err:
@@ -207,7 +212,7 @@ def find_invalid_jobs(config: DictConfig) -> tuple[RunConfig, int, list[str]]:
         group_axes = [axis for axis in axes if axis.group and axis.swept]
         value_axes = [axis for axis in axes if not axis.group and axis.swept]
         groups = {
-            choice: _group(config, fixed + list(choice), value_axes, extra, parser)
+            choice: _group(config, fixed, choice, value_axes, extra, parser)
             for choice in itertools.product(*[axis.overrides for axis in group_axes])
         }
     except Refused as err:
