@@ -213,3 +213,45 @@ def test_checking_a_thousand_jobs_takes_well_under_a_second_per_hundred():
     assert jobs == 1000 and len(lines) == 200
     assert all("optimizer.lr=-1" in line and line.endswith("expected a number > 0") for line in lines)
     assert elapsed < 5, elapsed
+
+
+def test_a_bad_single_run_as_a_process(tmp_path, train_cli):
+    proc = train_cli("model.width=20000", "model.depth=3", multirun=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: invalid config: model.width: invalid value 20000; the run needs about 35.8 GiB (800,120,001 "
+        "parameters with their gradients and optimizer state, activations over 21 points), more than "
+        "trainer.max_memory_gib=2"
+    ]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_a_sweep_of_only_bad_values_as_a_process_creates_nothing(tmp_path, train_cli):
+    proc = train_cli("optimizer.lr=-2,-1")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: invalid config: job 0 (optimizer.lr=-2): optimizer.lr: invalid value -2.0; expected a number > 0",
+        "error: invalid config: job 1 (optimizer.lr=-1): optimizer.lr: invalid value -1.0; expected a number > 0",
+        "error: none of the sweep's 2 jobs has a valid config; nothing was run",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no sweep directory
+
+
+@pytest.mark.slow
+def test_a_sweep_with_a_bad_value_says_so_first_and_runs_the_others(tmp_path, train_cli, sweep_runs):
+    quick = ["trainer.epochs=5", "tracking.log_figures=false", "tracking.log_model=false"]
+    proc = train_cli("optimizer.lr=0.1,-1", *quick)
+    assert proc.returncode == 1
+    refused = "error: invalid config: job 1 (optimizer.lr=-1): optimizer.lr: invalid value -1.0; expected a number > 0"
+    # printed before the parent run and the first job
+    first, second, *end = [line for line in proc.stderr.splitlines() if line]
+    assert first == refused and second.startswith("warning: 1 of the sweep's 2 jobs have an invalid config")
+    assert "invalid config: optimizer.lr: invalid value -1.0" in proc.stdout  # the job's own line, when it starts
+    assert end[-3:] == [
+        f"Error executing job with overrides: {['optimizer.lr=-1', *quick]}".replace("false", "False"),
+        "invalid config: optimizer.lr: invalid value -1.0; expected a number > 0",
+        "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
+    ]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    _, parents, children = sweep_runs()
+    assert len(parents) == 1 and [(r.info.run_name, r.info.status) for r in children] == [("lr=0.1", "FINISHED")]
