@@ -255,3 +255,16 @@ def test_a_sweep_with_a_bad_value_says_so_first_and_runs_the_others(tmp_path, tr
     assert "Traceback" not in proc.stderr + proc.stdout
     _, parents, children = sweep_runs()
     assert len(parents) == 1 and [(r.info.run_name, r.info.status) for r in children] == [("lr=0.1", "FINISHED")]
+
+
+def test_names_the_harness_makes_stay_within_mlflow_limits(compose_config):
+    """Run names made from long swept values or many layers are cut to 250 characters
+    (PostgreSQL refuses a longer one; the experiment and given run names are refused above)."""
+    from src.runs.config import validate
+    from src.runs.tracking import config_name, sweep_name, sweep_run_name
+
+    run = validate(compose_config(f"model.widths=[{','.join(['3', '4'] * 100)}]", "trainer.seed=123456"))
+    assert len(config_name(run)) <= 250 and config_name(run).endswith("-tanh-s123456")
+    long = [f"study.question={'q' * 300}", "model.width=4"]
+    assert len(sweep_run_name(long, ["study.question", "model.width"])) == 250
+    assert len(sweep_name(["study.question" * 30], 1000, "12-00-00")) <= 250
