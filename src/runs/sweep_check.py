@@ -134,10 +134,9 @@ def _check_value(base: DictConfig, override: str, parser) -> Checked:
 
 @dataclass
 class Group:
-    """The jobs sharing one choice of the swept config groups: their composed config, its
-    typed sections (or the problem that fails them all) and each swept value checked."""
+    """The jobs sharing one choice of the swept config groups: the typed sections of their
+    composed config (or the problem that fails them all) and each swept value checked."""
 
-    config: DictConfig
     run: RunConfig | str
     values: dict[str, Checked]
 
@@ -149,13 +148,13 @@ def _group(
     try:
         run: RunConfig | str = RunConfig(**{s: typed_section(s, composed[s]) for s in TOP_LEVEL})
     except ConfigError as err:
-        return Group(composed, str(err), {})
+        return Group(str(err), {})
     checked = {o: _check_value(composed, o, parser) for axis in value_axes for o in axis.overrides}
     for override in extra:
         checked[override] = _check_value(composed, override, parser)
         if isinstance(checked[override], str):
             raise Refused(f"{override}: {checked[override]}")
-    return Group(composed, run, checked)
+    return Group(run, checked)
 
 
 def _job(group: Group, overrides: tuple[str, ...]) -> RunConfig | str | None:
