@@ -28,6 +28,7 @@ pass. ``forward`` and ``predict`` return fresh arrays. The bias gradient is comp
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -187,5 +188,16 @@ class MLP:
         np.savez(path, **self.state_dict())
 
     def load(self, path) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            self.load_state_dict({name: data[name] for name in data.files})
+        """Read parameters written by ``save``. Anything else (another format, arrays of
+        objects, which only unpickling could read) raises ``ValueError`` saying what."""
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a weights .npz archive (W0, b0, W1, ... arrays)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = {name: data[name] for name in data.files}
+        except (ValueError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(f"not a weights .npz archive of numeric arrays ({str(err).splitlines()[0]})") from None
+        for name, value in state.items():
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"parameter {name} holds {value.dtype} values, not numbers")
+        self.load_state_dict(state)

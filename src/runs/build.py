@@ -68,26 +68,47 @@ def load_network(config: RunConfig | str | PathLike, weights: str | PathLike) ->
     ``config.yaml``, read as is: a pyfunc model carries the code that wrote it, and no
     ``conf/``; ``src.runs.config.load_run_config`` reads older runs' configs) and its
     ``weights.npz``."""
-    run = config if isinstance(config, RunConfig) else validate(OmegaConf.load(config))
+    run = config if isinstance(config, RunConfig) else validate(OmegaConf.load(config), for_training=False)
     net = build_network(run)
     net.load(weights)
     return net
 
 
 def _check_training_split(run: RunConfig, data: Dataset) -> None:
-    """Every class keeps at least one training point after the test split."""
-    missing = sorted(set(range(data.n_classes)) - set(np.unique(data.y_train).tolist()))
+    """Every class was drawn and keeps at least one training point after the test split."""
+    d = run.dataset
+    classes = set(range(data.n_classes))
+    undrawn = sorted(classes - set(np.unique(np.concatenate([data.y_train, data.y_test])).tolist()))
+    if undrawn:
+        raise ConfigError(
+            f"dataset.{d.size_key}: invalid value {getattr(d, d.size_key)!r}; draws no point of class {undrawn[0]} "
+            f"with trainer.seed={run.trainer.seed}"
+        )
+    missing = sorted(classes - set(np.unique(data.y_train).tolist()))
     if missing:
         raise ConfigError(
-            f"dataset.test_fraction: invalid value {run.dataset.test_fraction!r}; leaves no training point "
+            f"dataset.test_fraction: invalid value {d.test_fraction!r}; leaves no training point "
             f"of class {missing[0]} ({len(data.y_train)} of {len(data.y_train) + len(data.y_test)} points train)"
         )
 
 
+def _initial_weights(run: RunConfig, net: MLP) -> None:
+    """Load ``model.init_from`` into ``net``: a weights archive of the model's shapes, every
+    value finite."""
+    path = run.model.init_from
+    try:
+        net.load(path)
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"model.init_from: invalid value {path!r}; {err}") from None
+    bad = [name for name, values in net.views(net.params).items() if not np.isfinite(values).all()]
+    if bad:
+        raise ConfigError(f"model.init_from: invalid value {path!r}; {bad[0]} holds NaN or infinite weights")
+
+
 def assemble(run: RunConfig) -> RunParts:
     """Data, initialised network, optimizer and objective; raises ``ConfigError`` when the
-    test split leaves a class without training points or ``model.init_from`` does not
-    fit the network."""
+    data leave a class without training points or ``model.init_from`` does not fit the
+    network."""
     data_rng, init_rng, shuffle_rng = random_streams(run.trainer.seed)
     data = load_dataset(run.dataset, data_rng)
     _check_training_split(run, data)
@@ -95,10 +116,7 @@ def assemble(run: RunConfig) -> RunParts:
     if run.model.init_from is None:
         initialize(net, run.model.init, init_rng)
     else:
-        try:
-            net.load(run.model.init_from)
-        except (ValueError, OSError) as err:
-            raise ConfigError(f"model.init_from: {run.model.init_from!r} does not fit the model: {err}") from None
+        _initial_weights(run, net)
     hyperparameters = {k: v for k, v in asdict(run.optimizer).items() if k != "name"}
     if "betas" in hyperparameters:
         hyperparameters["betas"] = tuple(hyperparameters["betas"])

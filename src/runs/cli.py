@@ -17,11 +17,12 @@ import sys
 import hydra
 from hydra._internal.hydra import Hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.runs import figure_worker
-from src.runs.config import CONF_DIR, ConfigError
+from src.runs.config import CONF_DIR, ConfigError, validate
 from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
 from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 
@@ -67,6 +68,10 @@ def _mode_unless_set(get_mode):
 Hydra.get_mode = _mode_unless_set(Hydra.get_mode)
 
 
+class InvalidJob(CompactHydraException):
+    """A sweep's job with an invalid config: Hydra reports it by its one-line message."""
+
+
 def job_context(plan: SweepPlan | None):
     """Parent run, name and tags of the current Hydra job (``plan``: its sweep's; None for
     a single run)."""
@@ -96,14 +101,17 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     ``trained`` stack result (``src.runs.loop.StackResult``).
 
     An invalid config ends a single run with exit status 1 and a one-line message; in a
-    multirun the error fails only that job (Hydra reports it when the sweep ends).
+    multirun it fails only that job, with one line (and Hydra names the job again when the
+    sweep ends, with exit status 1).
 
-    The figure worker (``src.runs.figure_worker``) starts before MLflow is imported, so
-    that it imports matplotlib on the other core meanwhile.
+    The figure worker (``src.runs.figure_worker``) starts once the config is valid and
+    before MLflow is imported, so that it imports matplotlib on the other core meanwhile.
     """
     single = HydraConfig.get().mode != RunMode.MULTIRUN
-    worker, close_after = figure_worker.for_job(single, bool(cfg.get("tracking", {}).get("log_figures", True)))
+    worker, close_after = None, False
     try:
+        validate(cfg)  # a bad value stops here, before the figure worker starts
+        worker, close_after = figure_worker.for_job(single, bool(cfg.tracking.log_figures))
         from src.runs.tracked_run import train_and_track
 
         hydra_cfg = HydraConfig.get()
@@ -114,7 +122,8 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
         return metrics
     except ConfigError as err:
         if not single:
-            raise
+            log.error("invalid config: %s", err)
+            raise InvalidJob(f"invalid config: {err}") from None
         sys.exit(f"error: invalid config: {err}")
     finally:
         if close_after:

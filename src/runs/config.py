@@ -4,10 +4,15 @@ The values, defaults included, live only in the YAML files of ``conf/``; the sch
 here hold the types and one declarative rule per field (``src.runs.constraints``) and
 no default, so a value missing from the YAML is an error, never a silent second default.
 
-``validate(cfg)`` merges each section of a composed ``DictConfig`` into its schema
-(OmegaConf enforces types and rejects unknown keys), checks every field's rule, then the
-few rules that tie two fields together. Any problem raises ``ConfigError`` naming the
-dotted key and the value, before anything is trained or tracked.
+``validate(cfg)`` runs two stages. ``typed_section`` merges one section of a composed
+``DictConfig`` into its schema (OmegaConf enforces types and rejects unknown keys) and
+checks each field's own rule; ``check_run`` then applies the rules that tie fields
+together: the test split and the batch size against the number of points, the memory a
+run needs (``memory_estimate``) against ``trainer.max_memory_gib``, and, for a run about to
+train here, that the sqlite store's directory exists. Any problem raises ``ConfigError``
+naming the dotted key and the value, before anything is trained or tracked. A sweep checks
+each swept value with the first stage once and every job with the second
+(``src.runs.sweep_check``).
 """
 
 from __future__ import annotations
@@ -23,14 +28,28 @@ from omegaconf.errors import OmegaConfBaseException
 from src.engine.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from src.engine.initializers import INIT_SCHEMES
 from src.engine.losses import LOSSES
-from src.runs.constraints import Each, ExistingFile, Interval, OneOf, Text, constrained, violations
+from src.runs.constraints import (
+    Each,
+    ExistingFile,
+    Interval,
+    OneOf,
+    Text,
+    TrackingUri,
+    constrained,
+    shown,
+    sqlite_path,
+    violations,
+)
 from src.runs.contract import OUTCOMES
 
 #: The Hydra config tree (``config.yaml`` and its groups).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DTYPES = ("float64", "float32")
-#: MLflow's limits on an experiment name and a run name.
-MAX_EXPERIMENT_NAME, MAX_RUN_NAME = 500, 250
+#: MLflow's limits on an experiment name, a run name and a param value (every config
+#: value is logged as a param).
+MAX_EXPERIMENT_NAME, MAX_RUN_NAME, MAX_PARAM_VALUE = 500, 250, 6000
+#: Tracking URI schemes MLflow stores runs under.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 POSITIVE = Interval(0, None, closed="neither")
 NON_NEGATIVE = Interval(0, None, closed="left")
@@ -49,6 +68,19 @@ class DatasetConfig:
     name: str = constrained()
     test_fraction: float = constrained(UNIT)
 
+    #: The key that sets the number of points (named when there are too many or too few).
+    size_key = "n_samples"
+
+    @property
+    def n_points(self) -> int:
+        """How many points the generator draws."""
+        return self.n_samples
+
+    @property
+    def n_test(self) -> int:
+        """How many of them the test split takes (``src.runs.datasets.load_dataset``)."""
+        return int(round(self.test_fraction * self.n_points))
+
 
 @dataclass
 class LinearDataset(DatasetConfig):
@@ -58,6 +90,12 @@ class LinearDataset(DatasetConfig):
 @dataclass
 class XorDataset(DatasetConfig):
     points_per_diagonal: int = constrained(Interval(2, integer=True))
+
+    size_key = "points_per_diagonal"
+
+    @property
+    def n_points(self) -> int:
+        return 2 * self.points_per_diagonal - 1
 
 
 @dataclass
@@ -175,6 +213,8 @@ class TrainerConfig:
     l2: float = constrained(NON_NEGATIVE)
     gradcheck: bool = constrained()
     gradcheck_tolerance: float = constrained(POSITIVE)
+    #: The memory a run may need (``memory_estimate``); a larger model or dataset is refused.
+    max_memory_gib: float = constrained(POSITIVE)
 
 
 #: When the snapshots' figures are drawn: in every run, in single runs only, never.
@@ -183,7 +223,7 @@ EVOLUTION_FIGURES = ("always", "single", "never")
 
 @dataclass
 class TrackingConfig:
-    uri: str | None = constrained(nullable=True)
+    uri: str | None = constrained(TrackingUri(TRACKING_SCHEMES), nullable=True)
     experiment: str = constrained(Text(MAX_EXPERIMENT_NAME))
     run_name: str | None = constrained(Text(MAX_RUN_NAME), nullable=True)
     log_figures: bool = constrained()
@@ -197,7 +237,7 @@ class StudyConfig:
     """Set by the study presets of ``conf/experiment/``: the question a sweep answers and
     the summary metric it is judged on (read by ``src.analysis.studies``)."""
 
-    question: str | None = constrained(nullable=True)
+    question: str | None = constrained(Text(MAX_PARAM_VALUE), nullable=True)
     outcome: str | None = constrained(OneOf(OUTCOMES), nullable=True)
     #: A numeric factor whose product with the epoch count is reported too (lr x epochs).
     scale_by: str | None = constrained(nullable=True)
@@ -267,8 +307,106 @@ def _by_name(section: str, schemas: dict[str, type], node: Any):
         raise ConfigError(f"{section}.name: missing; expected one of {sorted(schemas)}")
     name = node.name
     if name not in schemas:
-        raise ConfigError(f"{section}.name: invalid value {name!r}; expected one of {sorted(schemas)}")
+        raise ConfigError(f"{section}.name: invalid value {shown(name)}; expected one of {sorted(schemas)}")
     return _typed(section, schemas[name], node)
+
+
+def typed_section(section: str, node: Any, for_training: bool = True):
+    """The first stage of ``validate`` for one section: its dataclass, each field of type
+    and within its own rule (``for_training=False``: rules that check this machine, such
+    as ``model.init_from`` existing, are skipped)."""
+    if section == "dataset":
+        typed = _by_name(section, DATASET_SCHEMAS, node)
+    elif section == "optimizer":
+        typed = _by_name(section, {name: schema for name, (schema, _) in OPTIMIZERS.items()}, node)
+    else:
+        typed = _typed(section, SECTIONS[section], node)
+    for problem in violations(section, typed, local=for_training):
+        raise ConfigError(problem)
+    return typed
+
+
+def validate(cfg: DictConfig, for_training: bool = True) -> RunConfig:
+    """Type-check and value-check a composed config; raise ``ConfigError`` naming the key.
+    ``for_training=False`` reads a config logged elsewhere (``load_run_config``,
+    ``src.runs.build.load_network``): what only a run about to train here needs (its
+    ``init_from`` file, its store's directory, the memory limit) is not checked."""
+    for key in cfg:
+        if key not in TOP_LEVEL and key != "hydra":
+            raise ConfigError(f"{key}: unknown config section; expected one of {list(TOP_LEVEL)}")
+    for section in TOP_LEVEL:
+        if section not in cfg:
+            raise ConfigError(f"{section}: missing config section")
+    run = RunConfig(**{section: typed_section(section, cfg[section], for_training) for section in TOP_LEVEL})
+    return check_run(run, for_training)
+
+
+def check_run(run: RunConfig, for_training: bool = True) -> RunConfig:
+    """The second stage of ``validate``: the rules that tie fields together (and, for
+    training, the memory guard and the store's directory); returns ``run``."""
+    for key, value, ok, expectation in _cross_field_rules(run, for_training):
+        if not ok:
+            raise ConfigError(f"{key}: invalid value {shown(value)}; {expectation}")
+    return run
+
+
+#: Bytes per parameter, in units of its dtype: the parameters, their gradients, up to three
+#: optimizer state buffers (Adam with AMSGrad, centred RMSprop with momentum) and one
+#: temporary of the update.
+PARAMETER_COPIES = 6
+#: Per point and unit of every layer: pre-activation, activation, upstream gradient and
+#: delta of a training pass over the whole training set.
+ACTIVATION_COPIES = 4
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a run needs in memory: its parameters (with their gradients and optimizer
+    state) and its activations over the dataset, in bytes."""
+
+    parameters: int
+    parameter_bytes: int
+    activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.parameter_bytes + self.activation_bytes
+
+
+def memory_estimate(run: RunConfig) -> MemoryEstimate:
+    """The memory ``run`` needs: an upper bound of the training loop's arrays."""
+    sizes = [2, *run.model.hidden_widths, run.n_outputs]
+    parameters = sum(
+        (fan_in + int(run.model.bias)) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)
+    )
+    itemsize = 8 if run.trainer.dtype == "float64" else 4
+    units = sum(sizes[1:])
+    return MemoryEstimate(
+        parameters,
+        itemsize * PARAMETER_COPIES * parameters,
+        itemsize * ACTIVATION_COPIES * units * run.dataset.n_points,
+    )
+
+
+def _memory_rule(run: RunConfig):
+    """``(key, value, ok, expectation)`` of the memory guard, naming the model's width when
+    the parameters dominate and the dataset's size otherwise."""
+    need = memory_estimate(run)
+    limit = run.trainer.max_memory_gib
+    if need.parameter_bytes >= need.activation_bytes:
+        key = "model.widths" if run.model.widths is not None else "model.width"
+        value = run.model.widths if run.model.widths is not None else run.model.width
+    else:
+        key, value = f"dataset.{run.dataset.size_key}", getattr(run.dataset, run.dataset.size_key)
+    return (
+        key,
+        value,
+        need.total_bytes <= limit * GIB,
+        f"the run needs about {need.total_bytes / GIB:.3g} GiB ({need.parameters:,} parameters with their "
+        f"gradients and optimizer state, activations over {run.dataset.n_points:,} points), more than "
+        f"trainer.max_memory_gib={limit:g}",
+    )
 
 
 def load_run_config(path) -> RunConfig:
@@ -283,34 +421,31 @@ def load_run_config(path) -> RunConfig:
     base = {section: current[section] for section in ("trainer", "tracking", "study") if section in logged}
     if "model" in logged:
         base["model"] = OmegaConf.load(CONF_DIR / "model" / "mlp.yaml")
-    return validate(OmegaConf.merge(OmegaConf.create(base), logged))
+    return validate(OmegaConf.merge(OmegaConf.create(base), logged), for_training=False)
 
 
-def validate(cfg: DictConfig) -> RunConfig:
-    """Type-check and value-check a composed config; raise ``ConfigError`` naming the key."""
-    for key in cfg:
-        if key not in TOP_LEVEL and key != "hydra":
-            raise ConfigError(f"{key}: unknown config section; expected one of {list(TOP_LEVEL)}")
-    for section in TOP_LEVEL:
-        if section not in cfg:
-            raise ConfigError(f"{section}: missing config section")
-    run = RunConfig(
-        dataset=_by_name("dataset", DATASET_SCHEMAS, cfg.dataset),
-        optimizer=_by_name("optimizer", {name: schema for name, (schema, _) in OPTIMIZERS.items()}, cfg.optimizer),
-        **{name: _typed(name, schema, cfg[name]) for name, schema in SECTIONS.items()},
-    )
-    for section in TOP_LEVEL:
-        for problem in violations(section, getattr(run, section)):
-            raise ConfigError(problem)
-    for key, value, ok, expectation in _cross_field_rules(run):
-        if not ok:
-            raise ConfigError(f"{key}: invalid value {value!r}; {expectation}")
-    return run
-
-
-def _cross_field_rules(run: RunConfig):
+def _cross_field_rules(run: RunConfig, for_training: bool):
     """``(key, value, ok, expectation)`` for each rule that ties two fields together."""
-    m, o = run.model, run.optimizer
+    m, o, d, t = run.model, run.optimizer, run.dataset, run.trainer
+    n_train = d.n_points - d.n_test
+    yield (
+        f"dataset.{d.size_key}",
+        getattr(d, d.size_key),
+        d.n_points >= run.n_classes,
+        f"{d.n_points} points cannot hold {run.n_classes} classes",
+    )
+    yield (
+        "dataset.test_fraction",
+        d.test_fraction,
+        n_train >= run.n_classes,
+        f"leaves {n_train} of {d.n_points} points for training, fewer than the {run.n_classes} classes",
+    )
+    yield (
+        "trainer.batch_size",
+        t.batch_size,
+        t.batch_size is None or t.batch_size <= n_train,
+        f"more than the {n_train} training points (null trains on the full batch)",
+    )
     required = LOSSES[run.loss.name].required_output
     yield (
         "model.output_activation",
@@ -342,4 +477,13 @@ def _cross_field_rules(run: RunConfig):
             o.nesterov,
             not o.nesterov or (o.momentum > 0 and o.dampening == 0),
             "Nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening = 0",
+        )
+    if for_training:
+        yield _memory_rule(run)
+        database = sqlite_path(run.tracking.uri or "")
+        yield (
+            "tracking.uri",
+            run.tracking.uri,
+            database is None or Path(database).parent.is_dir(),
+            "the directory of the sqlite database does not exist",
         )

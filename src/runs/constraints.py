@@ -8,7 +8,8 @@ in the YAML files of ``conf/``, the schemas hold only types and rules.
 
 Every rule is callable (``rule(value) -> bool``) and prints as the expectation shown to
 the user (``str(rule)``, e.g. ``a number > 0``). Numbers must be finite whatever the
-bounds.
+bounds. A rule whose ``local`` is true checks this machine (a file exists), not the value
+itself; ``violations(..., local=False)`` skips it, e.g. for a config logged elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ from pathlib import Path
 from omegaconf import MISSING
 
 CLOSED = ("left", "right", "both", "neither")
+#: The longest value a message repeats whole; a longer one is cut and its length given.
+SHOWN_CHARACTERS = 60
+
+
+def shown(value) -> str:
+    """``repr(value)`` for a message: whole when short, else its start, its end (where a
+    path names its file) and its length."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    half = SHOWN_CHARACTERS // 2
+    length = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:half]}...{text[-half:]} ({length} characters)"
 
 
 @dataclass(frozen=True)
@@ -99,8 +113,37 @@ class Text:
 
 
 @dataclass(frozen=True)
+class TrackingUri:
+    """An MLflow tracking URI with a scheme MLflow stores runs under (a database driver
+    may follow it, ``postgresql+psycopg``), or a local path (a file store). sqlite needs
+    a database file, not ``:memory:``, which would lose every run."""
+
+    schemes: tuple
+
+    def __call__(self, value) -> bool:
+        if not isinstance(value, str) or not value.strip():
+            return False
+        scheme, separator, rest = value.partition(":")
+        if not separator or len(scheme) == 1:  # a relative path, or a Windows drive letter
+            return True
+        if scheme.split("+", 1)[0] not in self.schemes:
+            return False
+        return scheme != "sqlite" or sqlite_path(value) not in (None, "", ":memory:")
+
+    def __str__(self) -> str:
+        return f"a tracking URI of scheme {', '.join(self.schemes)} (sqlite with a database file)"
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a ``sqlite:///path`` URI (None when it is not one)."""
+    return uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+
+
+@dataclass(frozen=True)
 class ExistingFile:
     """The path of an existing file."""
+
+    local = True
 
     def __call__(self, value) -> bool:
         return isinstance(value, str) and Path(value).is_file()
@@ -109,7 +152,7 @@ class ExistingFile:
         return "the path of an existing file"
 
 
-Rule = Interval | OneOf | Each | Text | ExistingFile
+Rule = Interval | OneOf | Each | Text | TrackingUri | ExistingFile
 
 
 def constrained(rule: Rule | None = None, nullable: bool = False):
@@ -118,16 +161,16 @@ def constrained(rule: Rule | None = None, nullable: bool = False):
     return field(default=MISSING, metadata={"rule": rule, "nullable": nullable})
 
 
-def violations(section: str, obj) -> Iterator[str]:
+def violations(section: str, obj, local: bool = True) -> Iterator[str]:
     """``"section.key: invalid value V; expected ..."`` for every field of ``obj`` that
-    breaks its rule."""
+    breaks its rule (``local=False``: rules that check this machine are skipped)."""
     for f in fields(obj):
         rule, nullable = f.metadata.get("rule"), f.metadata.get("nullable", False)
         value = getattr(obj, f.name)
-        if value is None and nullable:
+        if (value is None and nullable) or (not local and getattr(rule, "local", False)):
             continue
         if value is None or (rule is not None and not rule(value)):
             expected = str(rule) if rule is not None else f"a value of type {f.type}"
             if nullable:
                 expected = f"null or {expected}"
-            yield f"{section}.{f.name}: invalid value {value!r}; expected {expected}"
+            yield f"{section}.{f.name}: invalid value {shown(value)}; expected {expected}"

@@ -1,6 +1,7 @@
 """Hydra callback that gives a multirun one MLflow parent run.
 
-``on_multirun_start`` validates the base config, creates the tracking store and the
+``on_multirun_start`` checks every job of the sweep (``src.runs.sweep_check``: one line per
+invalid job; nothing is created when none is valid), creates the tracking store and the
 experiment once (before any job can race to create a fresh sqlite store), opens the
 parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and its plan (the
 keys it varies, its job count, its start) to ``<sweep dir>/sweep_plan.yaml``, where every
@@ -32,7 +33,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.runs import figure_worker
-from src.runs.config import ConfigError, validate
 from src.runs.contract import (
     PARAM_PHASE,
     PARAM_SEED,
@@ -43,6 +43,7 @@ from src.runs.contract import (
     TAG_SWEEP,
     TAG_SWEEP_DIR,
 )
+from src.runs.sweep_check import check_sweep
 from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
@@ -109,10 +110,7 @@ class MlflowParentRun(Callback):
         self.swept: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            run = validate(config)
-        except ConfigError as err:
-            sys.exit(f"error: invalid config: {err}")
+        run = check_sweep(config)
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(resolve_tracking_uri(run.tracking.uri))

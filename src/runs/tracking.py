@@ -5,7 +5,8 @@ Names: a single run is named by its config's short form (``config_name``:
 the order the sweep lists them (``sweep_run_name``: ``adam-lr=0.1-s3``): a group option
 by its name, the seed as ``s3``, any other key as ``short=value`` (its last dotted
 component). A sweep's parent is named by its swept keys and its job count
-(``sweep_name``: ``optimizer×lr×seed (16 jobs) 14-19-12``).
+(``sweep_name``: ``optimizer×lr×seed (16 jobs) 14-19-12``). A name made here is cut to
+MLflow's limit on run names.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from src.runs.config import MAX_RUN_NAME
 from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY
 
 if TYPE_CHECKING:
@@ -79,7 +81,13 @@ def config_name(run) -> str:
         shape = "w" + "-".join(map(str, widths))
     activations = run.model.hidden_activations
     activation = run.model.activation if len(set(activations)) <= 1 else "-".join(activations)
-    return f"{run.dataset.name}-{run.optimizer.name}-{shape}-{activation}-s{run.trainer.seed}"
+    return f"{run.dataset.name}-{run.optimizer.name}-{_cut(shape)}-{_cut(activation)}-s{run.trainer.seed}"
+
+
+def _cut(part: str, limit: int = MAX_RUN_NAME // 3) -> str:
+    """A part of a name, cut to ``limit`` characters (ending in ``...``) so that the whole
+    stays within MLflow's limit on run names."""
+    return part if len(part) <= limit else f"{part[: limit - 3]}..."
 
 
 @functools.cache
@@ -123,11 +131,11 @@ def sweep_run_name(overrides: Sequence[str], swept: Sequence[str]) -> str | None
             parts.append(value)
         else:
             parts.append(f"{_short(key)}={value}")
-    return "-".join(parts) or None
+    return "-".join(parts)[:MAX_RUN_NAME] or None
 
 
 def sweep_name(swept: Sequence[str], jobs: int | None, when: str) -> str:
     """``optimizer×lr×seed (16 jobs) 14-19-12`` (``jobs`` None: left out)."""
     axes = "×".join(_short(key) for key in swept) or "sweep"
     count = f" ({jobs} jobs)" if jobs else ""
-    return f"{axes}{count} {when}"
+    return f"{axes[: MAX_RUN_NAME - len(count) - len(when) - 1]}{count} {when}"

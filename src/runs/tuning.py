@@ -39,6 +39,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 
+from src.runs.config import ConfigError
 from src.runs.contract import FINAL_TEST_ACCURACY, FINAL_TRAIN_ACCURACY, FINAL_TRAIN_LOSS, PARAM_PHASE, PARAM_SEED
 
 log = logging.getLogger(__name__)
@@ -87,20 +88,36 @@ def _launch(sweeper, jobs: list[list[str]], first_index: int) -> list[JobReturn]
     return results
 
 
+def refusals(sweeper_cfg, outcome: str | None, overrides: Sequence[str]) -> list[str]:
+    """Why ``hydra/sweeper=tuned`` cannot run a sweep, one line each naming the key (empty
+    when it can): ``sweeper_cfg`` is the sweeper's config (``hydra.sweeper``), ``outcome``
+    the study's and ``overrides`` its params and the command line's overrides. Checked
+    before the sweep starts (``src.runs.sweep_check``) and again by ``tune_then_report``."""
+    key, values = sweeper_cfg.tune_key, list(sweeper_cfg.tune_values)
+    found = []
+    if not key:
+        found.append(f"hydra.sweeper.tune_key: invalid value {key!r}; the key to tune, e.g. optimizer.lr")
+    if not values:
+        found.append("hydra.sweeper.tune_values: invalid value []; the values to tune over")
+    for name in ("tune_seeds", "report_seeds"):
+        if not list(sweeper_cfg[name]):
+            found.append(f"hydra.sweeper.{name}: invalid value []; at least one seed")
+    if outcome is None:
+        found.append("study.outcome: invalid value None; hydra/sweeper=tuned chooses by the study's outcome")
+    for override in overrides:
+        name = override.split("=", 1)[0].lstrip("+~")
+        if name in (key, PARAM_SEED, PARAM_PHASE):
+            found.append(f"{override}: the tuned sweeper sets {key}, {PARAM_SEED} and {PARAM_PHASE} itself")
+    return found
+
+
 def tune_then_report(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     """The tuned sweeper's ``sweep`` (see the module docstring)."""
     config = sweeper.config
     key, outcome = sweeper.tune_key, config.study.outcome
-    if not key or not sweeper.tune_values:
-        raise ValueError(f"hydra.sweeper: tune_key and tune_values are required, got {key!r} and {sweeper.tune_values}")
-    if not sweeper.tune_seeds or not sweeper.report_seeds:
-        raise ValueError("hydra.sweeper: tune_seeds and report_seeds must not be empty")
-    if outcome is None:
-        raise ValueError("study.outcome: hydra/sweeper=tuned chooses by the study's outcome; set it")
     base = sweeper._parse_config() + list(arguments)
-    for override in base:
-        if override.split("=", 1)[0].lstrip("+~") in (key, PARAM_SEED, PARAM_PHASE):
-            raise ValueError(f"{override}: the tuned sweeper sets {key}, {PARAM_SEED} and {PARAM_PHASE} itself")
+    for problem in refusals(config.hydra.sweeper, outcome, base):
+        raise ConfigError(problem)
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     (settings,) = sweeper.split_arguments(parser.parse_overrides(base), None)
     tune_jobs = [
