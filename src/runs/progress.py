@@ -26,9 +26,9 @@ BAR_WIDTH = 24
 
 
 def console_stream() -> TextIO | None:
-    """The stream the root logger's console handler writes to, if there is one."""
+    """The open stream the root logger's console handler writes to, if there is one."""
     for handler in logging.getLogger().handlers:
-        if type(handler) is logging.StreamHandler:
+        if type(handler) is logging.StreamHandler and not getattr(handler.stream, "closed", False):
             return handler.stream
     return None
 
