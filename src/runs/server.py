@@ -220,6 +220,7 @@ def start(
     host: str,
     port: int,
     workers: int,
+    genai_jobs: bool,
     allowed_hosts: str | None,
     postgres_bin: str | None,
     postgres_user: str,
@@ -261,6 +262,7 @@ def start(
         command += ["--allowed-hosts", allowed_hosts]
     # The backend URI carries the password: through the environment, not the command line.
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": _backend_uri(layout)}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = str(genai_jobs).lower()
     with open(layout.log, "ab") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     layout.pid.write_text(f"{server.pid}\n")
@@ -317,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
             command.add_argument("--host")
             command.add_argument("--port", type=int)
             command.add_argument("--workers", type=int)
+            command.add_argument("--genai-jobs", action=argparse.BooleanOptionalAction)
             command.add_argument("--allowed-hosts", help="mlflow server --allowed-hosts")
             command.add_argument("--start-timeout", type=float)
         command.set_defaults(**{k: v for k, v in defaults.items() if k in {a.dest for a in command._actions}})
