@@ -24,9 +24,11 @@ sweep starts.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import math
+import os
 import secrets
 import shlex
 import sys
@@ -137,6 +139,11 @@ def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
     return swept, jobs
 
 
+#: After Ctrl-C or SIGTERM, how long a sweep waits for its worker processes to close
+#: their runs before it stops them.
+WORKER_GRACE_SECONDS = 30.0
+
+
 class MlflowParentRun(Callback):
     def __init__(self) -> None:
         self.client = None
@@ -152,6 +159,7 @@ class MlflowParentRun(Callback):
         except ConfigError as err:
             sys.exit(f"error: invalid config: {err}")
         interrupts.install()
+        interrupts.before_raising(self._stop_workers)
         self.client, experiment_id = open_experiment(resolve_tracking_uri(run.tracking.uri), run.tracking.experiment)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = " ".join(config.hydra.overrides.task)
@@ -196,6 +204,26 @@ class MlflowParentRun(Callback):
             self._record_interrupt()
         finally:
             self._finish("KILLED")
+
+    def _stop_workers(self, signum: int) -> None:
+        """Forward the signal to the worker processes of the joblib launcher, if it runs
+        the sweep, and wait (at most ``WORKER_GRACE_SECONDS``) until the child runs they
+        were training are closed, with every epoch they reached."""
+        module = sys.modules.get("joblib.externals.loky.reusable_executor")
+        executor = getattr(module, "_executor", None)
+        if executor is None or self.parent_run_id is None:
+            return
+        from src.runs.sweep_report import children
+
+        for process in list(getattr(executor, "_processes", {}).values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+        deadline = time.monotonic() + WORKER_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            runs = children(self.client, self.experiment_id, self.parent_run_id)
+            if all(run.info.status != "RUNNING" for run in runs):
+                return
+            time.sleep(0.2)
 
     def _record_interrupt(self) -> None:
         """Close KILLED the children a killed worker left RUNNING; log the jobs that never

@@ -4,7 +4,7 @@ and process tags every run carries.
 Opening a store (``open_experiment``) holds an exclusive lock on the directory of a
 sqlite store while MLflow creates or migrates its tables and the experiment, so that
 processes launched at once into a fresh store wait for each other instead of racing
-through the same migrations.
+through the same migrations, and an interrupt waits until the tables exist.
 
 Names: a single run is named by its config's short form (``config_name``:
 ``xor-adam-2x8-tanh-s0``). A sweep's child is named by the values its sweep varies, in
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HOST, TAG_PID
+from src.runs.interrupts import deferred
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -75,11 +76,12 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 def open_experiment(uri: str, name: str) -> tuple[MlflowClient, str]:
     """A client of the store at ``uri`` and the id of experiment ``name``: the store's
-    tables (MLflow creates or migrates them when a client first opens it) and the
-    experiment are created if needed, under ``store_lock``."""
+        tables (MLflow creates or migrates them when a client first opens it) and the
+        experiment are created if needed, under ``store_lock`` and with Ctrl-C and SIGTERM
+    held back until they exist."""
     from mlflow.tracking import MlflowClient
 
-    with store_lock(uri):
+    with store_lock(uri), deferred():
         client = MlflowClient(uri)
         return client, ensure_experiment(client, name)
 
