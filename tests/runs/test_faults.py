@@ -6,6 +6,7 @@ reached), and the runs a killed process leaves RUNNING."""
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def test_a_signal_ends_a_run_killed_with_every_epoch_reached(tmp_path, tracking_
     assert status == 128 + signum and out.rstrip().endswith(f"interrupted by {signum.name}"), out[-3000:]
     client, _, (run,) = _runs(tracking_uri)
     assert run.info.status == "KILLED" and run.data.tags["interrupted"] == "true"
+    assert run.data.tags["pid"] == str(proc.pid) and run.data.tags["host"] == socket.gethostname()
     history = pd.read_parquet(client.download_artifacts(run.info.run_id, "history.parquet", str(tmp_path)))
     reached = len(history)
     assert reached >= 6000 and list(history["epoch"]) == list(range(1, reached + 1))
