@@ -181,6 +181,7 @@ class StackResult:
     result: TrainResult
     params: np.ndarray
     epoch_times: np.ndarray  # seconds since the epoch, one per epoch run
+    interrupted: bool = False  #: the stack stopped at Ctrl-C or SIGTERM (``src.runs.interrupts``)
 
 
 def fit_stacked(
@@ -195,7 +196,9 @@ def fit_stacked(
     """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
     trains one network alone: each network keeps its history up to its own early stop
     (threshold reached, or a non-finite loss) and its parameters as they were then.
-    Training goes on until every network has stopped."""
+    Training goes on until every network has stopped, or until an interrupt
+    (``KeyboardInterrupt``): then every network keeps the epochs it completed, and its
+    result says ``interrupted``."""
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
@@ -205,37 +208,42 @@ def fit_stacked(
     below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
     final = stack.params.copy()
     start = time.perf_counter()
+    done, interrupted = 0, False  # the last epoch completed
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
         diverged = ~np.isfinite(values)
         active = ~diverged
-        for epoch in range(1, epochs + 1):
-            if not active.any():
-                break
-            optimizer.step()
-            values, output = stack.loss_and_gradient(x, targets, loss)
-            finite = np.isfinite(values)
-            if not finite.all():
-                failing = active & ~finite
-                diverged |= failing
-                final[failing] = stack.params[failing]
-                epochs_run[failing] = epoch - 1
-                active &= ~failing
-            losses[epoch - 1] = values
-            accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
-            times[epoch - 1] = time.time()
-            if loss_threshold is not None:
-                below = active & (values < loss_threshold)
-                kept = np.where(active, 0, below_since)  # a stopped network keeps its record
-                below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
-                first_below = np.where(below & (first_below == 0), epoch, first_below)
-                stopping = below & (epoch - below_since >= threshold_patience)
-                if stopping.any():
-                    final[stopping] = stack.params[stopping]
-                    epochs_run[stopping] = epoch
-                    active &= ~stopping
+        try:
+            for epoch in range(1, epochs + 1):
+                if not active.any():
+                    break
+                optimizer.step()
+                values, output = stack.loss_and_gradient(x, targets, loss)
+                finite = np.isfinite(values)
+                if not finite.all():
+                    failing = active & ~finite
+                    diverged |= failing
+                    final[failing] = stack.params[failing]
+                    epochs_run[failing] = epoch - 1
+                    active &= ~failing
+                losses[epoch - 1] = values
+                accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
+                times[epoch - 1] = time.time()
+                if loss_threshold is not None:
+                    below = active & (values < loss_threshold)
+                    kept = np.where(active, 0, below_since)  # a stopped network keeps its record
+                    below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
+                    first_below = np.where(below & (first_below == 0), epoch, first_below)
+                    stopping = below & (epoch - below_since >= threshold_patience)
+                    if stopping.any():
+                        final[stopping] = stack.params[stopping]
+                        epochs_run[stopping] = epoch
+                        active &= ~stopping
+                done = epoch
+        except KeyboardInterrupt:
+            interrupted = True
     final[active] = stack.params[active]
-    epochs_run[active] = epochs
+    epochs_run[active] = done
     seconds = (time.perf_counter() - start) / m
     results = []
     for j in range(m):
@@ -251,5 +259,5 @@ def fit_stacked(
             updates_per_epoch=1,
             examples_per_epoch=n,
         )
-        results.append(StackResult(result, final[j], times[:run].copy()))
+        results.append(StackResult(result, final[j], times[:run].copy(), interrupted))
     return results

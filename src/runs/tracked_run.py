@@ -17,9 +17,9 @@ Everything the run produces goes to one MLflow run:
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
   network as an MLflow pyfunc model named ``model``;
-* tags: git commit, Hydra overrides, sweep directory and job number, ``diverged``,
-  ``reached_threshold``, ``unstable`` and ``overfitting`` (``training_warnings``; also
-  printed after the summary line), ``model_uri``.
+* tags: git commit, host and process id, Hydra overrides, sweep directory and job
+  number, ``diverged``, ``reached_threshold``, ``unstable`` and ``overfitting``
+  (``training_warnings``; also printed after the summary line), ``model_uri``.
 
 Every name is defined once, in ``src.runs.contract``.
 
@@ -127,6 +127,9 @@ def train_and_track(
         try:
             if trained is not None:
                 result = _replay(trained, parts, writer)
+                if trained.interrupted:  # its stack stopped at Ctrl-C or SIGTERM
+                    reached.extend({k: v[i] for k, v in result.history.items()} for i in range(result.epochs_run))
+                    raise KeyboardInterrupt
             else:
                 if run.trainer.gradcheck:
                     _gradient_check(run, parts, step=0)
