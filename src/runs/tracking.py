@@ -41,8 +41,9 @@ def resolve_tracking_uri(configured: str | None) -> str:
 
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on the directory of the sqlite store ``uri`` (other stores:
-    no lock; their server serialises its own migrations)."""
+    """Hold an exclusive lock on the directory of the sqlite store ``uri``, with Ctrl-C and
+    SIGTERM held back meanwhile (other stores: neither; their server runs its own
+    migrations)."""
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -51,8 +52,9 @@ def store_lock(uri: str) -> Iterator[None]:
     folder = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent
     handle = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        with deferred():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
     finally:
         os.close(handle)  # releases the lock
 
@@ -76,12 +78,11 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 def open_experiment(uri: str, name: str) -> tuple[MlflowClient, str]:
     """A client of the store at ``uri`` and the id of experiment ``name``: the store's
-        tables (MLflow creates or migrates them when a client first opens it) and the
-        experiment are created if needed, under ``store_lock`` and with Ctrl-C and SIGTERM
-    held back until they exist."""
+    tables (MLflow creates or migrates them when a client first opens it) and the
+    experiment are created if needed, under ``store_lock``."""
     from mlflow.tracking import MlflowClient
 
-    with store_lock(uri), deferred():
+    with store_lock(uri):
         client = MlflowClient(uri)
         return client, ensure_experiment(client, name)
 
