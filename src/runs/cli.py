@@ -2,7 +2,9 @@
 ``python -m src.train -m optimizer=sgd,adam ...`` sweeps a grid (see README).
 
 Hydra composes ``conf/config.yaml`` with the overrides; ``main`` hands the result and
-the job's place in the sweep to ``src.runs.tracked_run.train_and_track``. MLflow's own
+the job's place in the sweep to ``src.runs.tracked_run.train_and_track``; a sweep's job
+finds its parent run in its own config (``hydra.job.env_set``, set by ``src.runs.sweep``).
+Ctrl-C and SIGTERM stop a job as an interrupt (``src.runs.interrupts``). MLflow's own
 log lines are kept to warnings and errors.
 """
 
@@ -21,10 +23,17 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.runs import figure_worker
+from src.runs import figure_worker, interrupts
 from src.runs.config import CONF_DIR, ConfigError, validate
-from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
-from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
+from src.runs.contract import (
+    PARENT_RUN_ENV,
+    TAG_DESCRIPTION,
+    TAG_JOB_NUM,
+    TAG_OUTPUT_DIR,
+    TAG_OVERRIDES,
+    TAG_SWEEP_DIR,
+)
+from src.runs.sweep import SweepPlan, read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
 #: INFO lines); read by MLflow when it is imported, here and in launched workers.
@@ -86,7 +95,7 @@ def job_context(plan: SweepPlan | None):
     tags.update({TAG_SWEEP_DIR: hydra_cfg.sweep.dir, TAG_JOB_NUM: str(hydra_cfg.job.num)})
     tags[TAG_DESCRIPTION] = f"Job {hydra_cfg.job.num} of the sweep in {hydra_cfg.sweep.dir}: {overrides}"
     name = sweep_run_name(hydra_cfg.overrides.task, plan.swept)
-    return JobContext(parent_run_id=read_parent_run_id(hydra_cfg.sweep.dir), run_name=name, tags=tags)
+    return JobContext(parent_run_id=hydra_cfg.job.env_set.get(PARENT_RUN_ENV), run_name=name, tags=tags)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -107,6 +116,7 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     The figure worker (``src.runs.figure_worker``) starts once the config is valid and
     before MLflow is imported, so that it imports matplotlib on the other core meanwhile.
     """
+    interrupts.install()
     single = HydraConfig.get().mode != RunMode.MULTIRUN
     worker, close_after = None, False
     try:

@@ -22,11 +22,18 @@ WEIGHT_DISTRIBUTIONS_FILE = "weight_distributions.png"
 #: The key of the decision boundary's stepped images (``mlflow.log_image(key=..., step=epoch)``).
 BOUNDARY_IMAGE_KEY = "decision_boundary"
 MODEL_NAME = "model"  #: the pyfunc model's name within the run
-#: In a sweep directory: the id of the sweep's parent run, read by every job.
+#: In a sweep directory: the id of the sweep's parent run (a record for people and
+#: scripts; each job gets the id through its own config, see ``PARENT_RUN_ENV``).
 PARENT_RUN_FILE = "mlflow_parent_run_id"
+#: The environment variable that carries a sweep's parent run id to every job: set in
+#: each job's config (``hydra.job.env_set``), so it travels with the job to any launcher.
+PARENT_RUN_ENV = "BACKPROP_PARENT_RUN_ID"
 #: In a sweep directory: the sweep's plan, read by every job: the keys it varies (run
 #: names), how many jobs it launches and when it started (progress).
 SWEEP_PLAN_FILE = "sweep_plan.yaml"
+#: On an interrupted sweep's parent: the jobs that never started, one per line
+#: (``#k overrides``, or ``#k`` when the sweeper cannot list its jobs in advance).
+JOBS_NOT_STARTED_FILE = "jobs_not_started.txt"
 
 # --- tags ------------------------------------------------------------------------------
 TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run
@@ -42,7 +49,11 @@ TAG_DIVERGED = "diverged"  #: "true" when the loss became non-finite
 TAG_REACHED_THRESHOLD = "reached_threshold"
 TAG_UNSTABLE = "unstable"  #: "true" when the training loss ended well above its best
 TAG_OVERFITTING = "overfitting"  #: "true" when the test loss rose from its best while the training loss fell
-TAG_INTERRUPTED = "interrupted"
+TAG_INTERRUPTED = "interrupted"  #: "true" on a run (or sweep) stopped by Ctrl-C or SIGTERM
+TAG_HOST = "host"  #: the host name of the run's process
+TAG_PID = "pid"  #: the process id of the run's process (on ``host``)
+#: Why ``python -m src.runs.stale --close`` closed a run its process had left RUNNING.
+TAG_STALE = "closed_as_stale"
 TAG_GRADCHECK = "gradcheck"  #: "failed" when the gradient check failed the run
 TAG_MODEL_URI = "model_uri"
 #: The config's short form (``xor-adam-2x8-tanh-s0``): a sweep's child is named by what
@@ -79,6 +90,7 @@ TRAIN_SECONDS = "train_seconds"
 GRADCHECK_ERROR = "gradcheck_max_rel_error"
 #: Per-layer statistics at the training snapshots (``src.runs.snapshots``).
 LAYER_STATISTICS = ("weight_norm", "weight_std", "weight_min", "weight_max", "grad_norm")
+JOBS_NOT_STARTED = "jobs_not_started"  #: on an interrupted sweep's parent
 
 
 def layer_metric(layer: int, statistic: str) -> str:

@@ -194,6 +194,7 @@ class StackResult:
     result: TrainResult
     params: np.ndarray
     epoch_times: np.ndarray  # seconds since the epoch, one per epoch run
+    interrupted: bool = False  #: the stack stopped at Ctrl-C or SIGTERM (``src.runs.interrupts``)
 
 
 def fit_stacked(
@@ -209,7 +210,9 @@ def fit_stacked(
     """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
     trains one network alone: each network keeps its history up to its own early stop
     (threshold reached, or a non-finite loss) and its parameters as they were then.
-    Training goes on until every network has stopped. ``snapshot_at``: as for ``fit``."""
+    Training goes on until every network has stopped, or until an interrupt
+    (``KeyboardInterrupt``): then every network keeps the epochs it completed, and its
+    result says ``interrupted``. ``snapshot_at``: as for ``fit``."""
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
@@ -221,47 +224,52 @@ def fit_stacked(
     snapshots = [Snapshots.at(snapshot_at) for _ in range(m)]
     wanted = frozenset(snapshot_at)
     start = time.perf_counter()
+    done, interrupted = 0, False  # the last epoch completed
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
         diverged = ~np.isfinite(values)
         active = ~diverged
         for j in range(m):
             snapshots[j].take(0, stack.params[j], stack.grads[j])
-        for epoch in range(1, epochs + 1):
-            if not active.any():
-                break
-            optimizer.step()
-            values, output = stack.loss_and_gradient(x, targets, loss)
-            finite = np.isfinite(values)
-            if not finite.all():
-                failing = active & ~finite
-                diverged |= failing
-                final[failing] = stack.params[failing]
-                epochs_run[failing] = epoch - 1
-                active &= ~failing
-            if epoch in wanted:
-                for j in np.flatnonzero(active):
-                    snapshots[j].take(epoch, stack.params[j], stack.grads[j])
-            losses[epoch - 1] = values
-            accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
-            times[epoch - 1] = time.time()
-            if loss_threshold is not None:
-                below = active & (values < loss_threshold)
-                kept = np.where(active, 0, below_since)  # a stopped network keeps its record
-                below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
-                first_below = np.where(below & (first_below == 0), epoch, first_below)
-                stopping = below & (epoch - below_since >= threshold_patience)
-                if stopping.any():
-                    final[stopping], final_grads[stopping] = stack.params[stopping], stack.grads[stopping]
-                    epochs_run[stopping] = epoch
-                    active &= ~stopping
+        try:
+            for epoch in range(1, epochs + 1):
+                if not active.any():
+                    break
+                optimizer.step()
+                values, output = stack.loss_and_gradient(x, targets, loss)
+                finite = np.isfinite(values)
+                if not finite.all():
+                    failing = active & ~finite
+                    diverged |= failing
+                    final[failing] = stack.params[failing]
+                    epochs_run[failing] = epoch - 1
+                    active &= ~failing
+                if epoch in wanted:
+                    for j in np.flatnonzero(active):
+                        snapshots[j].take(epoch, stack.params[j], stack.grads[j])
+                losses[epoch - 1] = values
+                accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
+                times[epoch - 1] = time.time()
+                if loss_threshold is not None:
+                    below = active & (values < loss_threshold)
+                    kept = np.where(active, 0, below_since)  # a stopped network keeps its record
+                    below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
+                    first_below = np.where(below & (first_below == 0), epoch, first_below)
+                    stopping = below & (epoch - below_since >= threshold_patience)
+                    if stopping.any():
+                        final[stopping], final_grads[stopping] = stack.params[stopping], stack.grads[stopping]
+                        epochs_run[stopping] = epoch
+                        active &= ~stopping
+                done = epoch
+        except KeyboardInterrupt:
+            interrupted = True
     final[active], final_grads[active] = stack.params[active], stack.grads[active]
-    epochs_run[active] = epochs
+    epochs_run[active] = done
     seconds = (time.perf_counter() - start) / m
     results = []
     for j in range(m):
         run = int(epochs_run[j])
-        if not diverged[j]:
+        if not (diverged[j] or interrupted):  # an interrupt may come between an update and its loss
             snapshots[j].close(run, final[j], final_grads[j])
         history = {TRAIN_LOSS: losses[:run, j].tolist(), TRAIN_ACCURACY: accuracies[:run, j].tolist()}
         result = TrainResult(
@@ -275,5 +283,5 @@ def fit_stacked(
             examples_per_epoch=n,
             snapshots=snapshots[j],
         )
-        results.append(StackResult(result, final[j], times[:run].copy()))
+        results.append(StackResult(result, final[j], times[:run].copy(), interrupted))
     return results

@@ -18,6 +18,10 @@ the betas, and the run name. A job runs on its own, as on the basic launcher, wh
 trains on mini-batches (the batch order differs per seed), holds out a test split,
 uses L1/L2 penalties or the gradient check, trains in float32, has an invalid config,
 or is alone in its group; the launcher logs which jobs and why.
+
+Ctrl-C or SIGTERM during a stack's training stops it at its current epoch: each of its
+jobs becomes a KILLED child run with the epochs it reached, and the jobs of the stacks
+not yet trained never start; then the interrupt goes on to the sweep.
 """
 
 from __future__ import annotations
@@ -178,13 +182,20 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     for index, reason in sorted(alone.items()):
         log.info("\t#%d runs on its own: %s", initial_job_idx + index, reason)
     trained: dict[int, StackResult] = {}
+    interrupted = False
     for members in stacks:
         results = train_stack([runs[i] for i in members])
         trained.update(zip(members, results, strict=True))
+        if results[0].interrupted:
+            interrupted = True
+            log.warning("\tstack of %d interrupted: jobs %s", len(members), [initial_job_idx + i for i in members])
+            break
         log.info("\tstack of %d trained: jobs %s", len(members), [initial_job_idx + i for i in members])
 
     returns = []
     for index, (overrides, sweep_config) in enumerate(zip(job_overrides, sweep_configs, strict=True)):
+        if interrupted and index not in trained:
+            continue
         log.info("\t#%d : %s", initial_job_idx + index, " ".join(filter_overrides(overrides)))
         if index in trained:
 
@@ -193,14 +204,20 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 
         else:
             task_function = launcher.task_function
-        returns.append(
-            run_job(
-                hydra_context=context,
-                task_function=task_function,
-                config=sweep_config,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
+        try:
+            returns.append(
+                run_job(
+                    hydra_context=context,
+                    task_function=task_function,
+                    config=sweep_config,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
             )
-        )
+        except KeyboardInterrupt:
+            if not interrupted:
+                raise
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    if interrupted:
+        raise KeyboardInterrupt
     return returns

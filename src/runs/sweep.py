@@ -1,16 +1,22 @@
 """Hydra callback that gives a multirun one MLflow parent run.
 
-``on_multirun_start`` checks every job of the sweep (``src.runs.sweep_check``: one line per
-invalid job; nothing is created when none is valid), creates the tracking store and the
-experiment once (before any job can race to create a fresh sqlite store), opens the
-parent run and writes its id to ``<sweep dir>/mlflow_parent_run_id`` and its plan (the
-keys it varies, its job count, its start) to ``<sweep dir>/sweep_plan.yaml``, where every
-job of the sweep (in this process or another launcher's) finds them: a job is named by
-its swept values and ends with the sweep's progress (job k/N, time left). The
-parent is named by the swept keys and the job count, and its description holds the
-command line. When the sweep ends (``on_multirun_end``: FINISHED; at exit after an error:
-FAILED) the parent gets the sweep's report (``src.runs.sweep_report``) and the console
-its ranked table.
+``on_multirun_start`` checks every job of the sweep (``src.runs.sweep_check``: one line
+per invalid job; nothing is created when none is valid), creates the tracking store and
+the experiment once (under the store's lock, ``src.runs.tracking.open_experiment``),
+opens the parent run and fixes the sweep's identity in the config every job is composed
+from: the sweep directory, resolved once (``${launch_id:}``, a random id per launch,
+keeps two sweeps started in the same second apart, and no other process re-resolves
+``${now:}``), and the parent's id (``hydra.job.env_set``, see ``contract.PARENT_RUN_ENV``),
+so a job finds its parent whichever launcher runs it, on whichever machine. The sweep
+directory records the id (``mlflow_parent_run_id``) and holds the plan every job reads
+(``sweep_plan.yaml``: the keys it varies, its job count, its start): a job is named by
+its swept values and ends with the sweep's progress (job k/N, time left). The parent is
+named by the swept keys and the job count, and its description holds the command line.
+
+When the sweep ends (``on_multirun_end``: FINISHED; at exit after an error: FAILED; after
+Ctrl-C or SIGTERM: KILLED) the parent gets the sweep's report (``src.runs.sweep_report``)
+and the console its ranked table. An interrupted sweep also closes KILLED the children a
+killed worker left RUNNING, and lists on its parent the jobs that never started.
 
 Hydra instantiates this callback for single runs too, so MLflow is imported only when a
 sweep starts.
@@ -19,8 +25,12 @@ sweep starts.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import logging
 import math
+import os
+import secrets
 import shlex
 import sys
 import time
@@ -30,28 +40,37 @@ from typing import Any
 
 import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from src.runs import figure_worker
+from src.runs import figure_worker, interrupts
 from src.runs.contract import (
+    JOBS_NOT_STARTED,
+    JOBS_NOT_STARTED_FILE,
     PARAM_PHASE,
     PARAM_SEED,
+    PARENT_RUN_ENV,
     PARENT_RUN_FILE,
     SWEEP_PLAN_FILE,
     TAG_DESCRIPTION,
+    TAG_INTERRUPTED,
+    TAG_JOB_NUM,
     TAG_OVERRIDES,
     TAG_SWEEP,
     TAG_SWEEP_DIR,
 )
 from src.runs.sweep_check import check_sweep
-from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri, sweep_name
+from src.runs.tracking import git_tags, open_experiment, process_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
 
 
-def read_parent_run_id(sweep_dir: str | Path) -> str | None:
-    path = Path(sweep_dir) / PARENT_RUN_FILE
-    return path.read_text().strip() if path.exists() else None
+@functools.cache
+def launch_id() -> str:
+    """A random id drawn once per process (``${launch_id:}`` in ``conf/config.yaml``)."""
+    return secrets.token_hex(3)
+
+
+OmegaConf.register_new_resolver("launch_id", launch_id, replace=True)
 
 
 @dataclass(frozen=True)
@@ -77,19 +96,38 @@ def read_plan(sweep_dir: str | Path) -> SweepPlan:
     return SweepPlan(**yaml.safe_load(path.read_text())) if path.exists() else SweepPlan()
 
 
+def _parsed_overrides(config: DictConfig) -> list:
+    """The sweeper's overrides as Hydra parses them: the preset's ``hydra.sweeper.params``,
+    then the command line (raises on a sweep the parser cannot expand without the config
+    loader, such as ``glob``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    return OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides in launch order (job k is item k) when Hydra's basic sweeper
+    launches them; None with another sweeper or a sweep it cannot expand here."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if config.hydra.sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
+        return None
+    try:
+        return [job for batch in BasicSweeper.split_arguments(_parsed_overrides(config), None) for job in batch]
+    except Exception:  # a sweep the parser cannot expand without the config loader (glob)
+        return None
+
+
 def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
     """The keys a multirun varies, in the order its sweeper lists them (the preset's
     ``hydra.sweeper.params``, then the command line, a later value replacing an earlier
     one as in Hydra's basic sweeper), and the number of jobs it launches. With
     ``hydra/sweeper=tuned`` the tuned key, the phase and the seed are swept too."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     sweeper = config.hydra.sweeper
-    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     try:
-        overrides = OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task))
         counts: dict[str, int] = {}
-        for override in overrides:
+        for override in _parsed_overrides(config):
             key = override.key_or_group
             counts[key] = len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
     except Exception:  # a sweep the parser cannot expand without the config loader (glob)
@@ -102,20 +140,26 @@ def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
     return swept, jobs
 
 
+#: After Ctrl-C or SIGTERM, how long a sweep waits for its worker processes to close
+#: their runs before it stops them.
+WORKER_GRACE_SECONDS = 30.0
+
+
 class MlflowParentRun(Callback):
     def __init__(self) -> None:
         self.client = None
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
         self.swept: list[str] = []
+        self.jobs: int | None = None
+        self.planned: list[list[str]] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         run = check_sweep(config)
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(resolve_tracking_uri(run.tracking.uri))
-        experiment_id = ensure_experiment(self.client, run.tracking.experiment)
-        sweep_dir = Path(config.hydra.sweep.dir)
+        interrupts.install()
+        interrupts.before_raising(self._stop_workers)
+        self.client, experiment_id = open_experiment(resolve_tracking_uri(run.tracking.uri), run.tracking.experiment)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = " ".join(config.hydra.overrides.task)
         swept, jobs = swept_axes(config)
         command = shlex.join(["python", "-m", "src.train", *sys.argv[1:]])
@@ -124,6 +168,7 @@ class MlflowParentRun(Callback):
             run_name=sweep_name(swept, jobs, sweep_dir.name),
             tags={
                 **git_tags(),
+                **process_tags(),
                 TAG_SWEEP_DIR: str(sweep_dir),
                 TAG_OVERRIDES: overrides,
                 TAG_SWEEP: "true",
@@ -131,17 +176,72 @@ class MlflowParentRun(Callback):
             },
         )
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
+        self.jobs, self.planned = jobs, planned_jobs(config)
+        fix_identity(config, sweep_dir, self.parent_run_id)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = {"swept": swept, "jobs": jobs, "started": time.time()}
         (sweep_dir / SWEEP_PLAN_FILE).write_text(yaml.safe_dump(plan))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
-        atexit.register(self._finish, "FAILED")
+        atexit.register(self._finish_at_exit)
         figure_worker.sweep_starts()
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         figure_worker.close_shared()
         self._finish("FINISHED")
+
+    def _finish_at_exit(self) -> None:
+        """The parent of a sweep that did not end normally: KILLED after Ctrl-C or SIGTERM,
+        with its RUNNING children closed and the jobs that never started listed; else FAILED."""
+        if self.parent_run_id is None:
+            return
+        if interrupts.received() is None:
+            self._finish("FAILED")
+            return
+        try:
+            self._record_interrupt()
+        finally:
+            self._finish("KILLED")
+
+    def _stop_workers(self, signum: int) -> None:
+        """Forward the signal to the worker processes of the joblib launcher, if it runs
+        the sweep, and wait (at most ``WORKER_GRACE_SECONDS``) until the child runs they
+        were training are closed, with every epoch they reached."""
+        module = sys.modules.get("joblib.externals.loky.reusable_executor")
+        executor = getattr(module, "_executor", None)
+        if executor is None or self.parent_run_id is None:
+            return
+        from src.runs.sweep_report import children
+
+        for process in list(getattr(executor, "_processes", {}).values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signum)
+        deadline = time.monotonic() + WORKER_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            runs = children(self.client, self.experiment_id, self.parent_run_id)
+            if all(run.info.status != "RUNNING" for run in runs):
+                return
+            time.sleep(0.2)
+
+    def _record_interrupt(self) -> None:
+        """Close KILLED the children a killed worker left RUNNING; log the jobs that never
+        started (metric ``jobs_not_started`` and ``jobs_not_started.txt``) on the parent."""
+        from src.runs.sweep_report import children
+
+        runs = children(self.client, self.experiment_id, self.parent_run_id)
+        for run in runs:
+            if run.info.status == "RUNNING":
+                self.client.set_tag(run.info.run_id, TAG_INTERRUPTED, "true")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+        self.client.set_tag(self.parent_run_id, TAG_INTERRUPTED, "true")
+        started = {int(run.data.tags[TAG_JOB_NUM]) for run in runs if TAG_JOB_NUM in run.data.tags}
+        count = len(self.planned) if self.planned is not None else self.jobs or 0
+        missing = [k for k in range(count) if k not in started]
+        self.client.log_metric(self.parent_run_id, JOBS_NOT_STARTED, len(missing))
+        if missing:
+            lines = [f"#{k} {' '.join(self.planned[k])}" if self.planned else f"#{k}" for k in missing]
+            self.client.log_text(self.parent_run_id, "\n".join(lines) + "\n", JOBS_NOT_STARTED_FILE)
+        log.warning("Sweep interrupted (%s): %d of %d jobs never started", interrupts.received(), len(missing), count)
 
     def _finish(self, status: str) -> None:
         """Write the sweep's report on the parent (``src.runs.sweep_report``), print its
@@ -163,6 +263,17 @@ class MlflowParentRun(Callback):
             log.warning("the sweep's report could not be written: %s: %s", type(err).__name__, err)
         finally:
             self.client.set_terminated(parent_run_id, status)
+
+
+def fix_identity(config: DictConfig, sweep_dir: Path, parent_run_id: str) -> None:
+    """Write the resolved sweep directory and the parent's id into the overrides every job
+    of the sweep is composed from (``hydra.overrides.hydra``), in this process or another."""
+    quoted = str(sweep_dir).replace("'", "\\'")
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweep.dir = str(sweep_dir)
+        config.hydra.overrides.hydra.extend(
+            [f"hydra.sweep.dir='{quoted}'", f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_run_id}"]
+        )
 
 
 def where_to_look(client, experiment_id: str, run_id: str) -> str:

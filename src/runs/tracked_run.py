@@ -17,9 +17,10 @@ Everything the run produces goes to one MLflow run:
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
   ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
   network as an MLflow pyfunc model named ``model``;
-* tags: the git commit (MLflow's tag) and ``git_dirty``, Hydra overrides, sweep directory and job number, ``diverged``,
-  ``reached_threshold``, ``unstable`` and ``overfitting`` (``training_warnings``; also
-  printed after the summary line), ``model_uri``.
+* tags: the git commit (MLflow's tag) and ``git_dirty``, host and process id, Hydra
+  overrides, sweep directory and job number, ``diverged``, ``reached_threshold``,
+  ``unstable`` and ``overfitting`` (``training_warnings``; also printed after the summary
+  line), ``model_uri``.
 
 Every name is defined once, in ``src.runs.contract``.
 
@@ -28,8 +29,9 @@ before and after training (metric ``gradcheck_max_rel_error`` at step 0 and at t
 epoch); an error above ``trainer.gradcheck_tolerance`` fails the run.
 
 A diverging run (non-finite loss) stops early, is tagged ``diverged=true`` and finishes
-normally; an exception marks the run FAILED and an interrupt KILLED, and in every case
-the metrics buffered so far are sent first.
+normally; an exception marks the run FAILED and an interrupt (Ctrl-C or SIGTERM,
+``src.runs.interrupts``) KILLED, and in every case the metrics buffered so far are sent
+first; an interrupted run also logs its history, weights and config as they were.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from src.runs.loop import StackResult, TrainResult, evaluate, fit
 from src.runs.metric_writer import MAX_METRICS_PER_BATCH, MetricWriter
 from src.runs.progress import Progress
 from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
-from src.runs.tracking import config_name, ensure_experiment, flatten, git_tags, resolve_tracking_uri
+from src.runs.tracking import config_name, flatten, git_tags, open_experiment, process_tags, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +108,10 @@ def train_and_track(
     setting = config_name(run)
     name = run.tracking.run_name or job.run_name or setting
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(run.tracking.uri))
-    client = MlflowClient()
-    experiment_id = ensure_experiment(client, run.tracking.experiment)
-    tags = {**git_tags(), **job.tags, c.TAG_SETTING: setting}
+    uri = resolve_tracking_uri(run.tracking.uri)
+    mlflow.set_tracking_uri(uri)
+    client, experiment_id = open_experiment(uri, run.tracking.experiment)
+    tags = {**git_tags(), **process_tags(), **job.tags, c.TAG_SETTING: setting}
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags
     ) as active:
@@ -118,14 +120,19 @@ def train_and_track(
         _log_datasets(run, parts.data)
         writer = MetricWriter(client, run_id, run.trainer.epochs)
         progress = Progress(name, run.trainer.epochs, run.trainer.log_every)
+        reached: list[dict[str, float]] = []  # every epoch so far, kept if training is interrupted
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             writer.add(epoch, metrics)
+            reached.append(metrics)
             progress(epoch, metrics)
 
         try:
             if trained is not None:
                 result = _replay(trained, parts, writer)
+                if trained.interrupted:  # its stack stopped at Ctrl-C or SIGTERM
+                    reached.extend({k: v[i] for k, v in result.history.items()} for i in range(result.epochs_run))
+                    raise KeyboardInterrupt
             else:
                 if run.trainer.gradcheck:
                     _gradient_check(run, parts, step=0)
@@ -146,8 +153,9 @@ def train_and_track(
         except KeyboardInterrupt:
             writer.close()
             client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
+            _log_interrupted(client, run_id, run, parts, reached)
             mlflow.end_run("KILLED")
-            log.warning("%s: interrupted; the epochs logged so far are kept (run %s)", name, run_id)
+            log.warning("%s: interrupted at epoch %d; every epoch so far is kept (run %s)", name, len(reached), run_id)
             raise
         finally:
             progress.close()
@@ -230,6 +238,23 @@ def _log_datasets(run: RunConfig, data) -> None:
     for context, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
         if len(y):
             mlflow.log_input(from_numpy(x, targets=y, name=f"{run.dataset.name}-{context}", source=source), context)
+
+
+def _log_interrupted(
+    client: MlflowClient, run_id: str, run: RunConfig, parts: RunParts, epochs: list[dict[str, float]]
+) -> None:
+    """An interrupted run's history (every epoch reached), weights (as they were when it
+    stopped) and config, as artifacts."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        history = pd.DataFrame(epochs)
+        history.insert(0, c.EPOCH, np.arange(1, len(epochs) + 1))
+        history.to_parquet(out / c.HISTORY_FILE, index=False)
+        parts.net.save(out / c.WEIGHTS_FILE)
+        (out / c.CONFIG_FILE).write_text(run.to_yaml())
+        client.log_artifacts(run_id, str(out))
 
 
 def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:

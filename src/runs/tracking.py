@@ -1,4 +1,10 @@
-"""MLflow plumbing: which store runs go to, their experiment, their names and git tags.
+"""MLflow plumbing: which store runs go to, their experiment, their names, and the git
+and process tags every run carries.
+
+Opening a store (``open_experiment``) holds an exclusive lock on the directory of a
+sqlite store while MLflow creates or migrates its tables and the experiment, so that
+processes launched at once into a fresh store wait for each other instead of racing
+through the same migrations, and an interrupt waits until the tables exist.
 
 Names: a single run is named by its config's short form (``config_name``:
 ``xor-adam-2x8-tanh-s0``). A sweep's child is named by the values its sweep varies, in
@@ -11,14 +17,18 @@ MLflow's limit on run names.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs.config import MAX_RUN_NAME
-from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY
+from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HOST, TAG_PID
+from src.runs.interrupts import deferred
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -31,12 +41,52 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on the directory of the sqlite store ``uri``, with Ctrl-C and
+    SIGTERM held back meanwhile (other stores: neither; their server runs its own
+    migrations)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    folder = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        with deferred():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """Return the id of experiment ``name``, creating it (and a fresh store) if needed."""
+    """Return the id of experiment ``name``, creating it if needed (also when another
+    process creates it at the same moment)."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name)
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def open_experiment(uri: str, name: str) -> tuple[MlflowClient, str]:
+    """A client of the store at ``uri`` and the id of experiment ``name``: the store's
+    tables (MLflow creates or migrates them when a client first opens it) and the
+    experiment are created if needed, under ``store_lock``."""
+    from mlflow.tracking import MlflowClient
+
+    with store_lock(uri):
+        client = MlflowClient(uri)
+        return client, ensure_experiment(client, name)
 
 
 def search_all(client: MlflowClient, experiment_id: str, filter_string: str, order_by=None) -> list:
@@ -102,6 +152,12 @@ def git_tags() -> dict[str, str]:
     if commit.returncode != 0:
         return {}
     return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
+
+
+def process_tags() -> dict[str, str]:
+    """The host and process id of the run's process, which ``python -m src.runs.stale``
+    reads to tell a run still training from one whose process is gone."""
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
 
 
 #: Config groups: a swept group is written by its option's name alone.
