@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from src.runs import figure_worker
 from src.runs.config import CONF_DIR, ConfigError
 from src.runs.contract import TAG_DESCRIPTION, TAG_JOB_NUM, TAG_OUTPUT_DIR, TAG_OVERRIDES, TAG_SWEEP_DIR
+from src.runs.store import StoreUnavailable
 from src.runs.sweep import SweepPlan, read_parent_run_id, read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
@@ -56,8 +57,9 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     """The body of a Hydra job: ``main``'s, or the stacked launcher's with the job's
     ``trained`` stack result (``src.runs.loop.StackResult``).
 
-    An invalid config ends a single run with exit status 1 and a one-line message; in a
-    multirun the error fails only that job (Hydra reports it when the sweep ends).
+    An invalid config or a store that does not answer ends a single run with exit status
+    1 and a one-line message; in a multirun the error fails only that job (Hydra reports
+    it when the sweep ends).
 
     The figure worker (``src.runs.figure_worker``) starts before MLflow is imported, so
     that it imports matplotlib on the other core meanwhile.
@@ -77,6 +79,10 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
         if not single:
             raise
         sys.exit(f"error: invalid config: {err}")
+    except StoreUnavailable as err:
+        if not single:
+            raise
+        sys.exit(f"error: {err}")
     finally:
         if close_after:
             worker.close()

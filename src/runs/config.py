@@ -184,6 +184,10 @@ class TrackingConfig:
     run_name: str | None = constrained(Text(MAX_RUN_NAME), nullable=True)
     log_figures: bool = constrained()
     log_model: bool = constrained()
+    #: Seconds: the store's check before a run or a sweep, and each request to a tracking server.
+    timeout: int = constrained(Interval(1, integer=True))
+    #: Seconds a run retries a store that stopped answering before it ends locally.
+    outage_wait: float = constrained(NON_NEGATIVE)
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 # --- artifacts of a run --------------------------------------------------------------
 CONFIG_FILE = "config.yaml"  #: the validated config, as YAML
 WEIGHTS_FILE = "weights.npz"  #: W0, b0, W1, b1, ... (``MLP.save``)
-HISTORY_FILE = "history.parquet"  #: per-epoch metrics: ``epoch`` plus one column per metric
+HISTORY_FILE = "history.parquet"  #: per-epoch metrics: ``epoch``, ``timestamp`` and one column per metric
 EPOCH = "epoch"  #: the 1-based epoch column of the history (and the metrics' step)
+TIMESTAMP = "timestamp"  #: the history's column of when each epoch ended (ms since 1970, the points' timestamps)
 LEARNING_CURVE_FILE = "learning_curve.png"
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 PREDICTION_FILE = "ground_truth_vs_prediction.png"
@@ -21,6 +22,13 @@ PARENT_RUN_FILE = "mlflow_parent_run_id"
 #: In a sweep directory: the sweep's plan, read by every job: the keys it varies (run
 #: names), how many jobs it launches and when it started (progress).
 SWEEP_PLAN_FILE = "sweep_plan.yaml"
+#: In a job's output directory (``src.runs.job_dir``): the run's artifacts, written
+#: there before they are uploaded ...
+JOB_ARTIFACTS_DIR = "artifacts"
+#: ... the figures drawn by the figure worker ...
+JOB_FIGURES_DIR = "figures"
+#: ... and the run's record: its name, tags, summary metrics, status, and its id in each store.
+JOB_RECORD_FILE = "mlflow_run.json"
 
 # --- tags ------------------------------------------------------------------------------
 TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run

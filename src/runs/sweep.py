@@ -43,6 +43,7 @@ from src.runs.contract import (
     TAG_SWEEP,
     TAG_SWEEP_DIR,
 )
+from src.runs.store import StoreUnavailable, check_store
 from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
@@ -111,27 +112,33 @@ class MlflowParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             run = validate(config)
-        except ConfigError as err:
-            sys.exit(f"error: invalid config: {err}")
+            uri = resolve_tracking_uri(run.tracking.uri)
+            check_store(uri, run.tracking.timeout)
+        except (ConfigError, StoreUnavailable) as err:
+            sys.exit(f"error: {'invalid config: ' if isinstance(err, ConfigError) else ''}{err}")
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(resolve_tracking_uri(run.tracking.uri))
-        experiment_id = ensure_experiment(self.client, run.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = " ".join(config.hydra.overrides.task)
         swept, jobs = swept_axes(config)
         command = shlex.join(["python", "-m", "src.train", *sys.argv[1:]])
-        parent = self.client.create_run(
-            experiment_id,
-            run_name=sweep_name(swept, jobs, sweep_dir.name),
-            tags={
-                **git_tags(),
-                TAG_SWEEP_DIR: str(sweep_dir),
-                TAG_OVERRIDES: overrides,
-                TAG_SWEEP: "true",
-                TAG_DESCRIPTION: command,
-            },
-        )
+        self.client = MlflowClient(uri)
+        try:
+            experiment_id = ensure_experiment(self.client, run.tracking.experiment)
+            parent = self.client.create_run(
+                experiment_id,
+                run_name=sweep_name(swept, jobs, sweep_dir.name),
+                tags={
+                    **git_tags(),
+                    TAG_SWEEP_DIR: str(sweep_dir),
+                    TAG_OVERRIDES: overrides,
+                    TAG_SWEEP: "true",
+                    TAG_DESCRIPTION: command,
+                },
+            )
+        except Exception as err:  # no job starts without its parent
+            cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            sys.exit(f"error: tracking store {uri}: the sweep's parent run could not be created: {cause}")
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = {"swept": swept, "jobs": jobs, "started": time.time()}
