@@ -83,7 +83,7 @@ class MetricWriter:
     def add(self, epoch: int, metrics: Mapping[str, float], timestamp: float | None = None) -> None:
         """Record one epoch (called from the training loop; never blocks on the store).
         ``timestamp``: when the epoch ran, in seconds since the epoch (default: now)."""
-        point = (epoch, int((time.time() if timestamp is None else timestamp) * 1000), metrics)
+        point = (epoch, round((time.time() if timestamp is None else timestamp) * 1000), metrics)
         self.points.append(point)
         self._last = point
         if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:

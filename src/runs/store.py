@@ -81,3 +81,9 @@ def retry_while_down(call: Callable[[], T], uri: str, timeout: float, deadline: 
 def unavailable(uri: str, timeout: float, otherwise: str) -> StoreUnavailable:
     """The error for a store that failed: why it does not answer now, else ``otherwise``."""
     return StoreUnavailable(f"tracking store {uri}: {_problem(uri, timeout) or otherwise}")
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

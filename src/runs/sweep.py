@@ -43,7 +43,7 @@ from src.runs.contract import (
     TAG_SWEEP,
     TAG_SWEEP_DIR,
 )
-from src.runs.store import StoreUnavailable, check_store
+from src.runs.store import StoreUnavailable, check_store, one_line
 from src.runs.tracking import ensure_experiment, git_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class MlflowParentRun(Callback):
             check_store(uri, run.tracking.timeout)
         except (ConfigError, StoreUnavailable) as err:
             sys.exit(f"error: {'invalid config: ' if isinstance(err, ConfigError) else ''}{err}")
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -136,9 +137,8 @@ class MlflowParentRun(Callback):
                     TAG_DESCRIPTION: command,
                 },
             )
-        except Exception as err:  # no job starts without its parent
-            cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            sys.exit(f"error: tracking store {uri}: the sweep's parent run could not be created: {cause}")
+        except MlflowException as err:  # no job starts without its parent
+            sys.exit(f"error: tracking store {uri}: the sweep's parent run could not be created: {one_line(err)}")
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = {"swept": swept, "jobs": jobs, "started": time.time()}

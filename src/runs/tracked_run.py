@@ -52,13 +52,15 @@ from omegaconf import DictConfig
 
 from src.engine.encoding import encode_targets
 from src.engine.gradcheck import check_gradients
+from src.engine.network import MLP
 from src.runs import contract as c
 from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
+from src.runs.datasets import Dataset
 from src.runs.figure_worker import FigureJob, FigureWorker
 from src.runs.job_dir import JobDir
 from src.runs.loop import StackResult, TrainResult, evaluate, fit
-from src.runs.store import StoreUnavailable, check_store, retry_while_down, unavailable
+from src.runs.store import StoreUnavailable, check_store, one_line, retry_while_down, unavailable
 from src.runs.tracking import config_name, ensure_experiment, flatten, git_tags, resolve_tracking_uri
 
 if TYPE_CHECKING:  # MLflow is imported once the store answered
@@ -129,6 +131,7 @@ def train_and_track(
 
     import mlflow
     from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
     from mlflow.tracking.context import registry
 
@@ -136,16 +139,18 @@ def train_and_track(
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
-    experiment_id = ensure_experiment(client, run.tracking.experiment)
     tags = registry.resolve_tags({**git_tags(), **job.tags, c.TAG_SETTING: setting})
     if job.parent_run_id:
         tags[c.TAG_PARENT_RUN] = job.parent_run_id
     local = JobDir.open(job.output_dir)
     start_time = int(time.time() * 1000)
-    local.start(
-        run.to_yaml(), {"experiment": run.tracking.experiment, "run_name": name, "start_time": start_time, "tags": tags}
-    )
-    run_id = client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=name).info.run_id
+    record = {"tracking_uri": uri, "experiment": run.tracking.experiment, "run_name": name}
+    local.start(run.to_yaml(), {**record, "start_time": start_time, "tags": tags})
+    try:
+        experiment_id = ensure_experiment(client, run.tracking.experiment)
+        run_id = client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=name).info.run_id
+    except MlflowException as err:
+        raise unavailable(uri, run.tracking.timeout, one_line(err)) from None
     local.stored_in(uri, run_id, complete=False)
     writer = MetricWriter(client, run_id, run.trainer.epochs, outage_seconds=run.tracking.outage_wait)
     progress = _progress_logger(name, run.trainer.epochs, run.trainer.log_every)
@@ -254,7 +259,7 @@ def _store_the_end(
     send(lambda: client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in end_tags.items()]))
     send(lambda: client.log_artifacts(run_id, str(local.artifacts)))
     if run.tracking.log_model:
-        send(lambda: log_model(client, experiment_id, run_id, local.artifacts, parts))
+        send(lambda: log_model(client, experiment_id, run_id, local.artifacts, parts.net, parts.data))
     if run.trainer.gradcheck and not result.diverged:
         _gradient_check(client, run_id, run, parts, step=result.epochs_run)
     send(lambda: client.set_terminated(run_id, "FINISHED"))
@@ -300,7 +305,7 @@ def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> Trai
     return trained.result
 
 
-def dataset_inputs(run: RunConfig, data) -> list:
+def dataset_inputs(run: RunConfig, data: Dataset) -> list:
     """The training and test points as MLflow dataset inputs (contexts ``train`` and
     ``test``), named ``xor-train`` etc. and sourced to the generator and seed that made them."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
@@ -364,14 +369,14 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     return final
 
 
-def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: Path, parts: RunParts) -> None:
+def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: Path, net: MLP, data: Dataset) -> None:
     """The trained network as the run's pyfunc model, from the ``config.yaml`` and
-    ``weights.npz`` in ``artifacts``, and its ``model_uri`` tag."""
+    ``weights.npz`` in ``artifacts`` (its input example: the first training points of
+    ``data``), and its ``model_uri`` tag."""
     from src.runs.pyfunc_model import log_pyfunc_model
 
-    net = parts.net
     with np.errstate(over="ignore", invalid="ignore"):
-        output = net.predict(parts.data.x_train[:5].astype(net.dtype))
+        output = net.predict(data.x_train[:5].astype(net.dtype))
     model_uri = log_pyfunc_model(
         client, experiment_id, run_id, artifacts / c.CONFIG_FILE, artifacts / c.WEIGHTS_FILE, output
     )
