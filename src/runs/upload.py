@@ -22,7 +22,7 @@ from pathlib import Path
 from src.runs import contract as c
 from src.runs.config import load_run_config
 from src.runs.job_dir import JobDir
-from src.runs.store import StoreUnavailable, check_store
+from src.runs.store import StoreUnavailable, check_store, one_line
 from src.runs.tracking import ensure_experiment, flatten, resolve_tracking_uri
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -140,10 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("job_dir", help="a job's output directory (tag output_dir)")
     parser.add_argument("--tracking-uri", help="the store (default: the one the run was started against)")
     args = parser.parse_args(argv)
+    from mlflow.exceptions import MlflowException
+
     try:
         uri, run_id, sent = upload(args.job_dir, args.tracking_uri)
     except (NotUploadable, StoreUnavailable) as err:
         sys.exit(f"error: {err}")
+    except MlflowException as err:
+        sys.exit(f"error: the store did not take the run of {args.job_dir}: {one_line(err)}")
     print(f"{args.job_dir}: {'uploaded to' if sent else 'already in'} {uri} as run {run_id}")
 
 
