@@ -33,9 +33,10 @@ class NotUploadable(ValueError):
     """The directory holds no run that can be uploaded; the message says why."""
 
 
-def upload(job_dir: str | Path, tracking_uri: str | None = None) -> tuple[str, str, bool]:
+def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | None = None) -> tuple[str, str, bool]:
     """Send the run of ``job_dir`` to the store at ``tracking_uri`` (None: the store it
-    was started against). Returns ``(store, run id, whether anything was sent)``."""
+    was started against), retrying its points for ``wait`` seconds (None: the run's
+    ``tracking.outage_wait``). Returns ``(store, run id, whether anything was sent)``."""
     local = JobDir(Path(job_dir))
     if not local.record_file.exists():
         raise NotUploadable(f"{job_dir}: no {c.JOB_RECORD_FILE}; not the job directory of a tracked run")
@@ -77,7 +78,7 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None) -> tuple[str, s
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
     if existing is None or not existing.inputs.dataset_inputs:
         client.log_inputs(run_id, datasets=dataset_inputs(run, data))
-    history = _send_history(client, run_id, local, run)
+    history = _send_history(client, run_id, local, run, run.tracking.outage_wait if wait is None else wait)
     metrics = [Metric(k, float(v), record["metrics_time"], 0) for k, v in record.get("metrics", {}).items()]
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
     finished = record["status"] == "FINISHED"
@@ -115,7 +116,7 @@ def _has_figures(local: JobDir) -> bool:
     return all((local.figures / name).exists() or (local.artifacts / name).exists() for name in names)
 
 
-def _send_history(client, run_id: str, local: JobDir, run) -> dict[str, list[float]]:
+def _send_history(client, run_id: str, local: JobDir, run, wait: float) -> dict[str, list[float]]:
     """The per-epoch points of ``history.parquet`` through a ``MetricWriter`` (its policy,
     its batches), each with the timestamp it had; returns the history as columns."""
     import pandas as pd
@@ -139,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.runs.upload", description=__doc__.splitlines()[0])
     parser.add_argument("job_dir", help="a job's output directory (tag output_dir)")
     parser.add_argument("--tracking-uri", help="the store (default: the one the run was started against)")
+    parser.add_argument(
+        "--wait", type=float, help="seconds to retry a store that fails (default: tracking.outage_wait)"
+    )
     args = parser.parse_args(argv)
     from mlflow.exceptions import MlflowException
 
     try:
-        uri, run_id, sent = upload(args.job_dir, args.tracking_uri)
+        uri, run_id, sent = upload(args.job_dir, args.tracking_uri, args.wait)
     except (NotUploadable, StoreUnavailable) as err:
         sys.exit(f"error: {err}")
     except MlflowException as err:

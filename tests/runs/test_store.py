@@ -230,7 +230,11 @@ def test_a_store_lost_mid_run_loses_nothing_and_the_run_uploads_later(train_cli,
 
     start()
     upload_cli = subprocess.run(
-        [sys.executable, "-m", "src.runs.upload", str(job_dir)], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "src.runs.upload", str(job_dir), "--wait", "60"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert upload_cli.returncode == 0, upload_cli.stderr[-3000:]
     run = client.search_runs([client.get_experiment_by_name("backprop").experiment_id])
