@@ -202,7 +202,11 @@ def test_a_store_lost_mid_run_loses_nothing_and_the_run_uploads_later(train_cli,
         [
             *(sys.executable, "-m", "src.train", f"hydra.run.dir={job_dir}", f"tracking.uri={uri}"),
             *(f"trainer.epochs={epochs}", "trainer.loss_threshold=null", "optimizer.lr=0.01"),
-            *("tracking.outage_wait=2", "tracking.log_figures=false"),
+            *(
+                "tracking.outage_wait=2",
+                "tracking.timeout=30",
+                "tracking.log_figures=false",
+            ),  # a slow answer is no outage
         ],
         cwd=tmp_path,
         env=env,
