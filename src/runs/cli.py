@@ -33,6 +33,7 @@ from src.runs.contract import (
     TAG_OVERRIDES,
     TAG_SWEEP_DIR,
 )
+from src.runs.store import StoreUnavailable
 from src.runs.sweep import SweepPlan, read_plan
 
 #: MLflow's own messages at WARNING and above (set MLFLOW_LOGGING_LEVEL=INFO to see its
@@ -109,9 +110,9 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     """The body of a Hydra job: ``main``'s, or the stacked launcher's with the job's
     ``trained`` stack result (``src.runs.loop.StackResult``).
 
-    An invalid config ends a single run with exit status 1 and a one-line message; in a
-    multirun it fails only that job, with one line (and Hydra names the job again when the
-    sweep ends, with exit status 1).
+    An invalid config or a store that does not answer ends a single run with exit status
+    1 and a one-line message; in a multirun it fails only that job, with one line (and
+    Hydra names the job again when the sweep ends, with exit status 1).
 
     The figure worker (``src.runs.figure_worker``) starts once the config is valid and
     before MLflow is imported, so that it imports matplotlib on the other core meanwhile.
@@ -135,6 +136,10 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
             log.error("invalid config: %s", err)
             raise InvalidJob(f"invalid config: {err}") from None
         sys.exit(f"error: invalid config: {err}")
+    except StoreUnavailable as err:
+        if not single:
+            raise
+        sys.exit(f"error: {err}")
     finally:
         if close_after:
             worker.close()

@@ -230,6 +230,10 @@ class TrackingConfig:
     log_model: bool = constrained()
     snapshots: int = constrained(Interval(0, 50, closed="both", integer=True))
     evolution: str = constrained(OneOf(EVOLUTION_FIGURES))
+    #: Seconds: the store's check before a run or a sweep, and each request to a tracking server.
+    timeout: int = constrained(Interval(1, integer=True))
+    #: Seconds a run retries a store that stopped answering before it ends locally.
+    outage_wait: float = constrained(NON_NEGATIVE)
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 # --- artifacts of a run --------------------------------------------------------------
 CONFIG_FILE = "config.yaml"  #: the validated config, as YAML
 WEIGHTS_FILE = "weights.npz"  #: W0, b0, W1, b1, ... (``MLP.save``)
-HISTORY_FILE = "history.parquet"  #: per-epoch metrics: ``epoch`` plus one column per metric
+HISTORY_FILE = "history.parquet"  #: per-epoch metrics: ``epoch``, ``timestamp`` and one column per metric
 EPOCH = "epoch"  #: the 1-based epoch column of the history (and the metrics' step)
+TIMESTAMP = "timestamp"  #: the history's column of when each epoch ended (ms since 1970, the points' timestamps)
 LEARNING_CURVE_FILE = "learning_curve.png"
 DECISION_BOUNDARY_FILE = "decision_boundary.png"
 PREDICTION_FILE = "ground_truth_vs_prediction.png"
@@ -34,6 +35,14 @@ SWEEP_PLAN_FILE = "sweep_plan.yaml"
 #: On an interrupted sweep's parent: the jobs that never started, one per line
 #: (``#k overrides``, or ``#k`` when the sweeper cannot list its jobs in advance).
 JOBS_NOT_STARTED_FILE = "jobs_not_started.txt"
+
+#: In a job's output directory (``src.runs.job_dir``): the run's artifacts, written
+#: there before they are uploaded ...
+JOB_ARTIFACTS_DIR = "artifacts"
+#: ... the figures drawn by the figure worker ...
+JOB_FIGURES_DIR = "figures"
+#: ... and the run's record: its name, tags, summary metrics, status, and its id in each store.
+JOB_RECORD_FILE = "mlflow_run.json"
 
 # --- tags ------------------------------------------------------------------------------
 TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run

@@ -5,12 +5,13 @@ import it. ``FigureWorker`` starts ``python -m src.runs.figure_worker`` once per
 process, early, so that the child imports matplotlib on the second core while the
 parent imports MLflow and trains. For every run the parent sends the run's history,
 network and data (``FigureJob``, pickled over the child's stdin) and goes on; the child
-writes the PNGs into a directory the parent named and answers on its stdout; the parent
-uploads them to their run when the answer is in: on ``collect()`` (called before each
-new job) and on ``close()``. A run's figures may therefore land a moment after the run
-finished; ``close()`` waits for all of them (the CLI calls it when a single run or a
-sweep ends). If the child dies, the parent draws the pending figures itself, so nothing
-is lost.
+writes the PNGs into a directory the parent named (the job directory's ``figures/``, else
+a temporary one) and answers on its stdout; the parent uploads them to their run when
+the answer is in (a store that does not take them leaves them in the job directory):
+on ``collect()`` (called before each new job) and on ``close()``. A run's figures may
+therefore land a moment after the run finished; ``close()`` waits for all of them (the
+CLI calls it when a single run or a sweep ends). If the child dies, the parent draws
+the pending figures itself, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -72,14 +73,17 @@ class FigureWorker:
         self._child = subprocess.Popen(
             [sys.executable, "-m", "src.runs.figure_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        #: (client, run id, output directory, job) in the order they were sent
-        self._pending: deque[tuple[MlflowClient, str, Path, FigureJob]] = deque()
+        #: (client, run id, output directory, whether it is temporary, job) in the order they were sent
+        self._pending: deque[tuple[MlflowClient, str, Path, bool, FigureJob]] = deque()
 
-    def submit(self, client: MlflowClient, run_id: str, job: FigureJob) -> None:
-        """Hand a run's figures to the child (or draw them here if it is gone)."""
+    def submit(self, client: MlflowClient, run_id: str, job: FigureJob, out_dir: Path | None = None) -> None:
+        """Hand a run's figures to the child (or draw them here if it is gone); they go
+        into ``out_dir`` (None: a temporary directory, removed once they are uploaded)."""
         self.collect()
-        out_dir = Path(tempfile.mkdtemp(prefix="figures-"))
-        self._pending.append((client, run_id, out_dir, job))
+        temporary = out_dir is None
+        out_dir = Path(tempfile.mkdtemp(prefix="figures-")) if temporary else out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._pending.append((client, run_id, out_dir, temporary, job))
         try:
             pickle.dump((job, str(out_dir)), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._child.stdin.flush()
@@ -96,11 +100,11 @@ class FigureWorker:
             except (EOFError, OSError, pickle.UnpicklingError):
                 self._fall_back()
                 return
-            client, run_id, out_dir, job = self._pending.popleft()
+            client, run_id, out_dir, temporary, job = self._pending.popleft()
             if error:
                 log.warning("figures of run %s: the worker failed (%s); drawing them here", run_id, error)
                 job.draw(out_dir)
-            _upload(client, run_id, out_dir)
+            _upload(client, run_id, out_dir, temporary)
 
     def close(self) -> None:
         """Wait for every pending figure and upload it; the child, its input closed, exits
@@ -116,9 +120,9 @@ class FigureWorker:
         """The child is gone: draw what it had not answered in this process."""
         log.warning("the figure worker stopped; drawing %d pending figure set(s) in this process", len(self._pending))
         while self._pending:
-            client, run_id, out_dir, job = self._pending.popleft()
+            client, run_id, out_dir, temporary, job = self._pending.popleft()
             job.draw(out_dir)
-            _upload(client, run_id, out_dir)
+            _upload(client, run_id, out_dir, temporary)
 
 
 def for_job(single_run: bool, log_figures: bool) -> tuple[FigureWorker | None, bool]:
@@ -157,10 +161,16 @@ def close_shared() -> None:
         worker.close()
 
 
-def _upload(client: MlflowClient, run_id: str, out_dir: Path) -> None:
+def _upload(client: MlflowClient, run_id: str, out_dir: Path, temporary: bool) -> None:
+    """Upload a run's figures, then remove a temporary ``out_dir``; a store that does not
+    take them leaves them where they are (a job directory's are uploaded by
+    ``python -m src.runs.upload``), with a warning."""
     try:
         client.log_artifacts(run_id, str(out_dir))
-    finally:
+    except Exception as err:
+        log.warning("figures of run %s not uploaded (%s); they are in %s", run_id, str(err).splitlines()[0], out_dir)
+        return
+    if temporary:
         shutil.rmtree(out_dir, ignore_errors=True)
 
 

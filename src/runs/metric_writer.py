@@ -6,7 +6,11 @@ pending points with ``MlflowClient.log_batch`` every ``FLUSH_SECONDS`` (at most
 ``MAX_METRICS_PER_BATCH`` points a request), so the UI shows a long run's curves while
 it trains, each point with the wall-clock time of its epoch. A point leaves the queue
 only once the store has accepted it. ``close()`` stops the thread and sends what is
-left; it is called however the run ends.
+left; it is called however the run ends. A store that stops answering is retried, on
+every tick and then by ``close()``, until it has failed for ``outage_seconds``
+(``tracking.outage_wait``): then ``close()`` gives up and returns False, the points
+still in ``pending``. Every epoch added is also kept in ``points`` (the run's local
+history, ``src.runs.job_dir``), whatever the store did.
 
 Resolution policy: MLflow's metric history gets every epoch up to
 ``FULL_RESOLUTION_EPOCHS``, then every ``stride``-th epoch, with ``stride`` chosen from
@@ -20,6 +24,7 @@ stopped there). Every epoch at full resolution is in the run's
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,9 +33,12 @@ from collections.abc import Mapping
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+log = logging.getLogger(__name__)
 #: MLflow accepts at most this many metrics in one ``log_batch`` call.
 MAX_METRICS_PER_BATCH = 1000
 FLUSH_SECONDS = 2.0
+#: Seconds between two attempts of ``close()`` at a store that does not answer.
+RETRY_SECONDS = 1.0
 FULL_RESOLUTION_EPOCHS = 250
 MAX_POINTS_PER_METRIC = 500
 
@@ -44,14 +52,27 @@ def resolution_stride(max_epochs: int) -> int:
 class MetricWriter:
     """Queues epochs of one run and sends them to the store from a background thread."""
 
-    def __init__(self, client: MlflowClient, run_id: str, max_epochs: int, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(
+        self,
+        client: MlflowClient,
+        run_id: str,
+        max_epochs: int,
+        *,
+        outage_seconds: float,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
         self.client = client
         self.run_id = run_id
         self.stride = resolution_stride(max_epochs)
         self.flush_seconds = flush_seconds
-        #: ``(epoch, timestamp in ms, metrics)`` not yet accepted by the store.
+        self.outage_seconds = outage_seconds
+        #: ``(epoch, timestamp in ms, metrics)`` of every epoch added.
+        self.points: list[tuple[int, int, Mapping[str, float]]] = []
+        #: The points the policy sends that the store has not accepted yet.
         self.pending: list[tuple[int, int, Mapping[str, float]]] = []
         self.sent_points = 0
+        #: ``time.monotonic()`` of the first failure of the current outage (None: none).
+        self.failing_since: float | None = None
         self._last: tuple[int, int, Mapping[str, float]] | None = None
         self._last_queued = 0
         self._send_lock = threading.Lock()
@@ -62,7 +83,8 @@ class MetricWriter:
     def add(self, epoch: int, metrics: Mapping[str, float], timestamp: float | None = None) -> None:
         """Record one epoch (called from the training loop; never blocks on the store).
         ``timestamp``: when the epoch ran, in seconds since the epoch (default: now)."""
-        point = (epoch, int((time.time() if timestamp is None else timestamp) * 1000), metrics)
+        point = (epoch, round((time.time() if timestamp is None else timestamp) * 1000), metrics)
+        self.points.append(point)
         self._last = point
         if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:
             self.pending.append(point)
@@ -70,10 +92,19 @@ class MetricWriter:
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.flush_seconds):
-            try:
-                self.send()
-            except Exception:  # the store is unreachable: keep the points, retry on the next tick
-                continue
+            self._attempt()
+
+    def _attempt(self) -> bool:
+        """Send the pending points; on failure keep them and note when the outage began."""
+        try:
+            self.send()
+        except Exception as err:  # the store does not answer: keep the points, retry later
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+                log.warning("the tracking store did not take run %s's metrics (%s); retrying", self.run_id, err)
+            return False
+        self.failing_since = None
+        return True
 
     def send(self) -> None:
         """Send every pending point; a point is dropped from the queue only once sent."""
@@ -89,11 +120,17 @@ class MetricWriter:
                 del self.pending[:taken]
                 self.sent_points += len(batch)
 
-    def close(self) -> None:
-        """Stop the thread, queue the last epoch run if the policy skipped it, send the rest."""
+    def close(self) -> bool:
+        """Stop the thread, queue the last epoch run if the policy skipped it, send the
+        rest, retrying a store that fails until it has failed for ``outage_seconds``.
+        True when the store holds every point the policy sends."""
         self._stopped.set()
         self._thread.join()
         if self._last is not None and self._last[0] != self._last_queued:
             self.pending.append(self._last)
             self._last_queued = self._last[0]
-        self.send()
+        while not self._attempt():
+            if time.monotonic() - self.failing_since >= self.outage_seconds:
+                return False
+            time.sleep(RETRY_SECONDS)
+        return True

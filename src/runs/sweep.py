@@ -58,6 +58,7 @@ from src.runs.contract import (
     TAG_SWEEP,
     TAG_SWEEP_DIR,
 )
+from src.runs.store import StoreUnavailable, check_store, one_line
 from src.runs.sweep_check import check_sweep
 from src.runs.tracking import git_tags, open_experiment, process_tags, resolve_tracking_uri, sweep_name
 
@@ -156,25 +157,35 @@ class MlflowParentRun(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         run = check_sweep(config)
+        uri = resolve_tracking_uri(run.tracking.uri)
+        try:
+            check_store(uri, run.tracking.timeout)
+        except StoreUnavailable as err:
+            sys.exit(f"error: {err}")
+        from mlflow.exceptions import MlflowException
+
         interrupts.install()
         interrupts.before_raising(self._stop_workers)
-        self.client, experiment_id = open_experiment(resolve_tracking_uri(run.tracking.uri), run.tracking.experiment)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         overrides = " ".join(config.hydra.overrides.task)
         swept, jobs = swept_axes(config)
         command = shlex.join(["python", "-m", "src.train", *sys.argv[1:]])
-        parent = self.client.create_run(
-            experiment_id,
-            run_name=sweep_name(swept, jobs, sweep_dir.name),
-            tags={
-                **git_tags(),
-                **process_tags(),
-                TAG_SWEEP_DIR: str(sweep_dir),
-                TAG_OVERRIDES: overrides,
-                TAG_SWEEP: "true",
-                TAG_DESCRIPTION: command,
-            },
-        )
+        try:
+            self.client, experiment_id = open_experiment(uri, run.tracking.experiment)
+            parent = self.client.create_run(
+                experiment_id,
+                run_name=sweep_name(swept, jobs, sweep_dir.name),
+                tags={
+                    **git_tags(),
+                    **process_tags(),
+                    TAG_SWEEP_DIR: str(sweep_dir),
+                    TAG_OVERRIDES: overrides,
+                    TAG_SWEEP: "true",
+                    TAG_DESCRIPTION: command,
+                },
+            )
+        except MlflowException as err:  # no job starts without its parent
+            sys.exit(f"error: tracking store {uri}: the sweep's parent run could not be created: {one_line(err)}")
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         self.jobs, self.planned = jobs, planned_jobs(config)
         fix_identity(config, sweep_dir, self.parent_run_id)

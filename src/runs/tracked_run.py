@@ -11,12 +11,15 @@ Everything the run produces goes to one MLflow run:
   and held, ``src.runs.loop``), ``first_below_threshold`` (when the loss ever went
   below it), ``epochs_to_full_accuracy`` (the first epoch with every training point
   right, when there was one), ``tail_loss_drop`` (the relative fall of the loss over the
-  last tenth of the epochs) and ``train_seconds``;
-* inputs: the training and test points as MLflow datasets (``mlflow.log_input``);
+  last tenth of the epochs) and ``train_seconds``; per-layer weight and gradient
+  statistics at the training snapshots (``src.runs.snapshots``, step = epoch);
+* inputs: the training and test points as MLflow datasets (``dataset_inputs``);
 * artifacts: ``config.yaml``, ``weights.npz``, ``history.parquet`` (the per-epoch metrics
   as one table, for fast loading by ``src.analysis``), the figures ``learning_curve.png``,
-  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png``, and the trained
-  network as an MLflow pyfunc model named ``model``;
+  ``decision_boundary.png`` and ``ground_truth_vs_prediction.png`` (in a single run also
+  ``boundary_evolution.png``, ``weight_distributions.png`` and the stepped images of the
+  boundary, ``tracking.evolution``), and the trained network as an MLflow pyfunc model
+  named ``model``;
 * tags: the git commit (MLflow's tag) and ``git_dirty``, host and process id, Hydra
   overrides, sweep directory and job number, ``diverged``, ``reached_threshold``,
   ``unstable`` and ``overfitting`` (``training_warnings``; also printed after the summary
@@ -31,34 +34,46 @@ epoch); an error above ``trainer.gradcheck_tolerance`` fails the run.
 A diverging run (non-finite loss) stops early, is tagged ``diverged=true`` and finishes
 normally; an exception marks the run FAILED and an interrupt (Ctrl-C or SIGTERM,
 ``src.runs.interrupts``) KILLED, and in every case the metrics buffered so far are sent
-first; an interrupted run also logs its history, weights and config as they were.
+first; an interrupted run also logs its history and weights as they were.
+
+Local first: the run's job directory (``src.runs.job_dir``) gets its config before the
+run is created in the store, and its history, weights, summary metrics and tags when
+training ends, however it ends, before they are sent. The store is checked before
+anything is tracked (``src.runs.store``); one that stops answering during the run is
+retried for ``tracking.outage_wait`` seconds, training going on meanwhile, and then the
+run ends locally with the command that uploads it (``python -m src.runs.upload``).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import numpy as np
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from src.engine.encoding import encode_targets
 from src.engine.gradcheck import check_gradients
+from src.engine.network import MLP
 from src.runs import contract as c
 from src.runs.build import RunParts, assemble
 from src.runs.config import RunConfig, validate
+from src.runs.datasets import Dataset
 from src.runs.figure_worker import FigureJob, FigureWorker
+from src.runs.job_dir import JobDir
 from src.runs.loop import StackResult, TrainResult, evaluate, fit
-from src.runs.metric_writer import MAX_METRICS_PER_BATCH, MetricWriter
 from src.runs.progress import Progress
 from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
+from src.runs.store import StoreUnavailable, check_store, one_line, retry_while_down, unavailable
 from src.runs.tracking import config_name, flatten, git_tags, open_experiment, process_tags, resolve_tracking_uri
+
+if TYPE_CHECKING:  # MLflow is imported once the store answered
+    from mlflow.tracking import MlflowClient
+
+    from src.runs.metric_writer import MetricWriter
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +85,16 @@ class GradientCheckError(RuntimeError):
 @dataclass
 class JobContext:
     """Where a run sits in a sweep: its parent MLflow run, its name from the sweep's
-    swept values (``src.runs.tracking.sweep_run_name``) and tags describing the job."""
+    swept values (``src.runs.tracking.sweep_run_name``) and tags describing the job
+    (among them ``output_dir``, its job directory)."""
 
     parent_run_id: str | None = None
     run_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output_dir(self) -> str | None:
+        return self.tags.get(c.TAG_OUTPUT_DIR)
 
 
 @dataclass
@@ -92,50 +112,69 @@ def train_and_track(
     trained: StackResult | None = None,
 ) -> RunSummary:
     """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
-    tracked), then train and log.
+    tracked), check the store (``StoreUnavailable`` before anything is tracked), then
+    train and log.
 
-    Store round trips per run: the run's creation (with its tags), one ``log_batch`` of
-    params, one ``log_input`` per dataset split, the per-epoch points from the
-    ``MetricWriter`` thread, one ``log_batch`` of summary metrics, layer statistics and tags, one upload of
-    every artifact, and the model. With a ``FigureWorker`` the figures are drawn by its
-    child process and uploaded when done; without one they are drawn here. ``trained``:
-    the run was trained in a stack (``src.runs.stacked_launcher``); its history and
-    parameters are logged as if it had trained here.
+    Local first: the config, then the history, weights, summary metrics and tags go to
+    the job directory (``src.runs.job_dir``) before the store is asked for them. Store
+    round trips per run: the run's creation (with its tags), one ``log_batch`` of params,
+    one ``log_inputs`` of the dataset splits, the per-epoch points from the
+    ``MetricWriter`` thread, one ``log_batch`` of summary metrics and tags, one upload of
+    every artifact, and the model. A store that stops answering is retried for
+    ``tracking.outage_wait`` seconds; then the run ends locally, raising
+    ``StoreUnavailable`` with the command that uploads it. With a ``FigureWorker`` the
+    figures are drawn by its child process and uploaded when done; without one they are
+    drawn here. ``trained``: the run was trained in a stack
+    (``src.runs.stacked_launcher``); its history and parameters are logged as if it had
+    trained here.
     """
     run = validate(cfg)
     job = job or JobContext()
     parts = assemble(run)
     setting = config_name(run)
     name = run.tracking.run_name or job.run_name or setting
-
     uri = resolve_tracking_uri(run.tracking.uri)
+    check_store(uri, run.tracking.timeout)
+
+    import mlflow
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking.context import registry
+
+    from src.runs.metric_writer import MetricWriter
+
     mlflow.set_tracking_uri(uri)
-    client, experiment_id = open_experiment(uri, run.tracking.experiment)
-    tags = {**git_tags(), **process_tags(), **job.tags, c.TAG_SETTING: setting}
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=name, parent_run_id=job.parent_run_id, tags=tags
-    ) as active:
-        run_id = active.info.run_id
+    tags = registry.resolve_tags({**git_tags(), **process_tags(), **job.tags, c.TAG_SETTING: setting})
+    if job.parent_run_id:
+        tags[c.TAG_PARENT_RUN] = job.parent_run_id
+    local = JobDir.open(job.output_dir)
+    start_time = int(time.time() * 1000)
+    record = {"tracking_uri": uri, "experiment": run.tracking.experiment, "run_name": name}
+    local.start(run.to_yaml(), {**record, "start_time": start_time, "tags": tags})
+    try:
+        client, experiment_id = open_experiment(uri, run.tracking.experiment)
+        run_id = client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=name).info.run_id
+    except MlflowException as err:
+        raise unavailable(uri, run.tracking.timeout, one_line(err)) from None
+    local.stored_in(uri, run_id, complete=False)
+    writer = MetricWriter(client, run_id, run.trainer.epochs, outage_seconds=run.tracking.outage_wait)
+    progress = Progress(name, run.trainer.epochs, run.trainer.log_every)
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        writer.add(epoch, metrics)
+        progress(epoch, metrics)
+
+    try:
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
-        _log_datasets(run, parts.data)
-        writer = MetricWriter(client, run_id, run.trainer.epochs)
-        progress = Progress(name, run.trainer.epochs, run.trainer.log_every)
-        reached: list[dict[str, float]] = []  # every epoch so far, kept if training is interrupted
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            writer.add(epoch, metrics)
-            reached.append(metrics)
-            progress(epoch, metrics)
-
-        try:
-            if trained is not None:
-                result = _replay(trained, parts, writer)
-                if trained.interrupted:  # its stack stopped at Ctrl-C or SIGTERM
-                    reached.extend({k: v[i] for k, v in result.history.items()} for i in range(result.epochs_run))
-                    raise KeyboardInterrupt
-            else:
-                if run.trainer.gradcheck:
-                    _gradient_check(run, parts, step=0)
+        client.log_inputs(run_id, datasets=dataset_inputs(run, parts.data))
+        if trained is not None:
+            result = _replay(trained, parts, writer)
+            if trained.interrupted:  # its stack stopped at Ctrl-C or SIGTERM
+                raise KeyboardInterrupt
+        else:
+            if run.trainer.gradcheck:
+                _gradient_check(client, run_id, run, parts, step=0)
+            try:
                 result = fit(
                     parts.net,
                     parts.optimizer,
@@ -150,17 +189,8 @@ def train_and_track(
                     on_epoch=on_epoch,
                     snapshot_at=snapshot_epochs(run.trainer.epochs, run.tracking.snapshots),
                 )
-        except KeyboardInterrupt:
-            writer.close()
-            client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
-            _log_interrupted(client, run_id, run, parts, reached)
-            mlflow.end_run("KILLED")
-            log.warning("%s: interrupted at epoch %d; every epoch so far is kept (run %s)", name, len(reached), run_id)
-            raise
-        finally:
-            progress.close()
-            writer.close()
-
+            finally:
+                progress.close()
         final = _final_metrics(parts, result)
         warned = training_warnings(result.history)
         end_tags = {
@@ -172,20 +202,110 @@ def train_and_track(
         if evolution is not None:
             end_tags[c.TAG_LOGGED_IMAGES] = "true"
         now = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), now, 0) for key, value in final.items()]
-        for key, points in layer_statistics(parts.net.layout, result.snapshots).items():
-            metrics.extend(Metric(key, value, now, epoch) for epoch, value in points)
-        tags = [RunTag(key, value) for key, value in end_tags.items()]
-        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH], tags=tags)
-            tags = []
-        _log_artifacts(client, experiment_id, run_id, run, parts, result, name, figures, evolution)
-        if run.trainer.gradcheck and not result.diverged:
-            _gradient_check(run, parts, step=result.epochs_run)
+        local.save(
+            writer.points, "FINISHED", now, parts.net, tags={**tags, **end_tags}, metrics=final, metrics_time=now
+        )
+        _store_the_end(
+            client,
+            experiment_id,
+            run_id,
+            run,
+            parts,
+            result,
+            name,
+            figures,
+            local,
+            writer,
+            final,
+            end_tags,
+            now,
+            evolution,
+        )
+    except KeyboardInterrupt:
+        # Every epoch reached, and the weights as they were, stay in the job directory and
+        # go to the store: the points through the writer, the history and weights as artifacts.
+        tags_now = {**tags, c.TAG_INTERRUPTED: "true"}
+        local.save(writer.points, "KILLED", int(time.time() * 1000), parts.net, tags=tags_now)
+        writer.close()
+        client.log_artifacts(run_id, str(local.artifacts))
+        client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
+        client.set_terminated(run_id, "KILLED")
+        local.discard()
+        log.warning(
+            "%s: interrupted at epoch %d; every epoch so far is kept (run %s)", name, len(writer.points), run_id
+        )
+        raise
+    except StoreUnavailable as err:
+        raise StoreUnavailable(
+            f"{err}; the run is kept in {local.path}: upload it with: uv run python -m src.runs.upload {local.path}"
+        ) from None
+    except Exception:
+        local.save(writer.points, "FAILED", int(time.time() * 1000))
+        if writer.close():
+            client.set_terminated(run_id, "FAILED")
+            local.discard()
+        raise
+    local.stored_in(uri, run_id, complete=True)
+    local.discard()
     log.info(_summary_line(name, run_id, result, final))
     for tag, what in warned.items():
         log.warning("%s: %s: %s", name, tag.upper(), what)
     return RunSummary(run_id, name, result, final)
+
+
+def _store_the_end(
+    client: MlflowClient,
+    experiment_id: str,
+    run_id: str,
+    run: RunConfig,
+    parts: RunParts,
+    result: TrainResult,
+    name: str,
+    figures: FigureWorker | None,
+    local: JobDir,
+    writer: MetricWriter,
+    final: dict[str, float],
+    end_tags: dict[str, str],
+    now: int,
+    evolution: Snapshots | None,
+) -> None:
+    """Send what the run left in its job directory to the store: the rest of the
+    per-epoch points, the summary metrics, layer statistics (``src.runs.snapshots``) and
+    tags (``now``: their time), the figures (with ``evolution``'s, when given), the artifacts
+    and the model, each retried while the store does not answer, for
+    ``tracking.outage_wait`` seconds in all."""
+    from mlflow.entities import Metric, RunTag
+
+    from src.runs.metric_writer import MAX_METRICS_PER_BATCH
+
+    if run.tracking.log_figures:
+        job = FigureJob(name, result.history, parts.net.copy(), parts.data, run.trainer.loss_threshold, evolution)
+        if figures is not None:  # drawn by the worker while this process goes on
+            figures.submit(client, run_id, job, None if local.temporary else local.figures)
+        else:
+            job.draw(local.artifacts)
+    uri, timeout = client.tracking_uri, run.tracking.timeout
+    if not writer.close():
+        raise unavailable(uri, timeout, f"it did not take the run's metrics for {writer.outage_seconds:g} s")
+    deadline = time.monotonic() + run.tracking.outage_wait
+
+    def send(call):
+        return retry_while_down(call, uri, timeout, deadline)
+
+    metrics = [Metric(key, float(value), now, 0) for key, value in final.items()]
+    for key, points in layer_statistics(parts.net.layout, result.snapshots).items():
+        metrics.extend(Metric(key, value, now, epoch) for epoch, value in points)
+    tags = [RunTag(k, v) for k, v in end_tags.items()]
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        batch = metrics[start : start + MAX_METRICS_PER_BATCH]
+        send(lambda batch=batch, tags=tags: client.log_batch(run_id, metrics=batch, tags=tags))
+        tags = []
+    send(lambda: client.log_artifacts(run_id, str(local.artifacts)))
+    if run.tracking.log_model:
+        send(lambda: log_model(client, experiment_id, run_id, local.artifacts, parts.net, parts.data))
+    if run.trainer.gradcheck and not result.diverged:
+        _gradient_check(client, run_id, run, parts, step=result.epochs_run)
+    send(lambda: client.set_terminated(run_id, "FINISHED"))
 
 
 #: A training loss that ends above this many times its best marks the run unstable.
@@ -228,43 +348,33 @@ def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> Trai
     return trained.result
 
 
-def _log_datasets(run: RunConfig, data) -> None:
+def dataset_inputs(run: RunConfig, data: Dataset) -> list:
     """The training and test points as MLflow dataset inputs (contexts ``train`` and
     ``test``), named ``xor-train`` etc. and sourced to the generator and seed that made them."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.numpy_dataset import from_numpy
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     source = CodeDatasetSource({"generator": f"src.runs.datasets ({run.dataset.name})", "seed": str(run.trainer.seed)})
-    for context, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-        if len(y):
-            mlflow.log_input(from_numpy(x, targets=y, name=f"{run.dataset.name}-{context}", source=source), context)
+    return [
+        DatasetInput(
+            from_numpy(x, targets=y, name=f"{run.dataset.name}-{context}", source=source)._to_mlflow_entity(),
+            [InputTag(MLFLOW_DATASET_CONTEXT, context)],
+        )
+        for context, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test))
+        if len(y)
+    ]
 
 
-def _log_interrupted(
-    client: MlflowClient, run_id: str, run: RunConfig, parts: RunParts, epochs: list[dict[str, float]]
-) -> None:
-    """An interrupted run's history (every epoch reached), weights (as they were when it
-    stopped) and config, as artifacts."""
-    import pandas as pd
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        history = pd.DataFrame(epochs)
-        history.insert(0, c.EPOCH, np.arange(1, len(epochs) + 1))
-        history.to_parquet(out / c.HISTORY_FILE, index=False)
-        parts.net.save(out / c.WEIGHTS_FILE)
-        (out / c.CONFIG_FILE).write_text(run.to_yaml())
-        client.log_artifacts(run_id, str(out))
-
-
-def _gradient_check(run: RunConfig, parts: RunParts, step: int) -> None:
+def _gradient_check(client: MlflowClient, run_id: str, run: RunConfig, parts: RunParts, step: int) -> None:
     """Log the gradient-check error on the training set; raise if above tolerance."""
     net, data = parts.net, parts.data
     error = check_gradients(net, parts.objective, data.x_train, encode_targets(data.y_train, net.sizes[-1], np.float64))
-    mlflow.log_metric(c.GRADCHECK_ERROR, error, step=step)
+    client.log_metric(run_id, c.GRADCHECK_ERROR, error, step=step)
     log.info("gradient check at epoch %d: max relative error %.3g", step, error)
     if not error <= run.trainer.gradcheck_tolerance:
-        mlflow.set_tag(c.TAG_GRADCHECK, "failed")
+        client.set_tag(run_id, c.TAG_GRADCHECK, "failed")
         raise GradientCheckError(
             f"gradient check at epoch {step}: max relative error {error:.3g} "
             f"> tolerance {run.trainer.gradcheck_tolerance}"
@@ -302,45 +412,18 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
     return final
 
 
-def _log_artifacts(
-    client: MlflowClient,
-    experiment_id: str,
-    run_id: str,
-    run: RunConfig,
-    parts: RunParts,
-    result: TrainResult,
-    name: str,
-    figures: FigureWorker | None,
-    evolution: Snapshots | None,
-) -> None:
-    """Weights, history, figures (``tracking.log_figures``) and the pyfunc model
-    (``tracking.log_model``); matplotlib and MLflow's model flavour are imported only
-    when they are used."""
-    import pandas as pd
+def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: Path, net: MLP, data: Dataset) -> None:
+    """The trained network as the run's pyfunc model, from the ``config.yaml`` and
+    ``weights.npz`` in ``artifacts`` (its input example: the first training points of
+    ``data``), and its ``model_uri`` tag."""
+    from src.runs.pyfunc_model import log_pyfunc_model
 
-    data, net = parts.data, parts.net
-    threshold = run.trainer.loss_threshold
-    job = FigureJob(name, result.history, net.copy(), data, threshold, evolution) if run.tracking.log_figures else None
-    if job is not None and figures is not None:
-        figures.submit(client, run_id, job)  # drawn by the worker while this process goes on
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        net.save(out / c.WEIGHTS_FILE)
-        history = pd.DataFrame({c.EPOCH: np.arange(1, result.epochs_run + 1), **result.history})
-        history.to_parquet(out / c.HISTORY_FILE, index=False)
-        (out / c.CONFIG_FILE).write_text(run.to_yaml())
-        if job is not None and figures is None:
-            job.draw(out)
-        client.log_artifacts(run_id, str(out))
-        if run.tracking.log_model:
-            from src.runs.pyfunc_model import log_pyfunc_model
-
-            with np.errstate(over="ignore", invalid="ignore"):
-                output = net.predict(data.x_train[:5].astype(net.dtype))
-            model_uri = log_pyfunc_model(
-                client, experiment_id, run_id, out / c.CONFIG_FILE, out / c.WEIGHTS_FILE, output
-            )
-            client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
+    with np.errstate(over="ignore", invalid="ignore"):
+        output = net.predict(data.x_train[:5].astype(net.dtype))
+    model_uri = log_pyfunc_model(
+        client, experiment_id, run_id, artifacts / c.CONFIG_FILE, artifacts / c.WEIGHTS_FILE, output
+    )
+    client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
 
 
 def _evolution(run: RunConfig, job: JobContext, result: TrainResult) -> Snapshots | None:

@@ -193,7 +193,7 @@ def _steps(client, run_id, key):
 
 def test_writer_sends_every_epoch_of_a_short_run(tracking_uri):
     client, run_id = _new_run(tracking_uri)
-    writer = MetricWriter(client, run_id, max_epochs=MAX_POINTS_PER_METRIC)
+    writer = MetricWriter(client, run_id, max_epochs=MAX_POINTS_PER_METRIC, outage_seconds=0)
     for epoch in range(1, MAX_POINTS_PER_METRIC + 1):
         writer.add(epoch, {"a": epoch * 0.5, "b": -epoch})
     writer.close()
@@ -204,7 +204,7 @@ def test_writer_sends_every_epoch_of_a_short_run(tracking_uri):
 
 def test_writer_thins_long_runs_but_keeps_the_first_and_last_epochs(tracking_uri):
     client, run_id = _new_run(tracking_uri)
-    writer = MetricWriter(client, run_id, max_epochs=50_000)
+    writer = MetricWriter(client, run_id, max_epochs=50_000, outage_seconds=0)
     for epoch in range(1, 31_234):  # stopped early, at an epoch off the stride
         writer.add(epoch, {"a": float(epoch)})
     writer.close()
@@ -218,7 +218,7 @@ def test_writer_thins_long_runs_but_keeps_the_first_and_last_epochs(tracking_uri
 
 def test_writer_sends_while_the_run_trains_with_real_timestamps(tracking_uri):
     client, run_id = _new_run(tracking_uri)
-    writer = MetricWriter(client, run_id, max_epochs=100, flush_seconds=0.05)
+    writer = MetricWriter(client, run_id, max_epochs=100, outage_seconds=0, flush_seconds=0.05)
     started = time.time() * 1000
     for epoch in range(1, 11):
         writer.add(epoch, {"a": float(epoch)})
@@ -243,7 +243,7 @@ def test_writer_keeps_points_until_the_store_accepts_them(tracking_uri):
             client.log_batch(run_id, metrics=metrics)
 
     epochs = MAX_POINTS_PER_METRIC
-    writer = MetricWriter(FlakyClient(), run_id, max_epochs=epochs, flush_seconds=3600)
+    writer = MetricWriter(FlakyClient(), run_id, max_epochs=epochs, outage_seconds=0, flush_seconds=3600)
     for epoch in range(1, epochs + 1):
         writer.add(epoch, {"a": float(epoch)})
     for _ in range(2):
