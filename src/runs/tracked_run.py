@@ -202,8 +202,16 @@ def train_and_track(
         if evolution is not None:
             end_tags[c.TAG_LOGGED_IMAGES] = "true"
         now = int(time.time() * 1000)
+        layers = layer_statistics(parts.net.layout, result.snapshots)
         local.save(
-            writer.points, "FINISHED", now, parts.net, tags={**tags, **end_tags}, metrics=final, metrics_time=now
+            writer.points,
+            "FINISHED",
+            now,
+            parts.net,
+            tags={**tags, **end_tags},
+            metrics=final,
+            metrics_time=now,
+            layer_statistics=layers,
         )
         _store_the_end(
             client,
@@ -216,7 +224,7 @@ def train_and_track(
             figures,
             local,
             writer,
-            final,
+            {**final, **layers},
             end_tags,
             now,
             evolution,
@@ -264,7 +272,7 @@ def _store_the_end(
     figures: FigureWorker | None,
     local: JobDir,
     writer: MetricWriter,
-    final: dict[str, float],
+    final: dict[str, float | list[tuple[int, float]]],
     end_tags: dict[str, str],
     now: int,
     evolution: Snapshots | None,
@@ -274,9 +282,7 @@ def _store_the_end(
     tags (``now``: their time), the figures (with ``evolution``'s, when given), the artifacts
     and the model, each retried while the store does not answer, for
     ``tracking.outage_wait`` seconds in all."""
-    from mlflow.entities import Metric, RunTag
-
-    from src.runs.metric_writer import MAX_METRICS_PER_BATCH
+    from mlflow.entities import RunTag
 
     if run.tracking.log_figures:
         job = FigureJob(name, result.history, parts.net.copy(), parts.data, run.trainer.loss_threshold, evolution)
@@ -292,12 +298,8 @@ def _store_the_end(
     def send(call):
         return retry_while_down(call, uri, timeout, deadline)
 
-    metrics = [Metric(key, float(value), now, 0) for key, value in final.items()]
-    for key, points in layer_statistics(parts.net.layout, result.snapshots).items():
-        metrics.extend(Metric(key, value, now, epoch) for epoch, value in points)
     tags = [RunTag(k, v) for k, v in end_tags.items()]
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        batch = metrics[start : start + MAX_METRICS_PER_BATCH]
+    for batch in summary_batches(final, now):
         send(lambda batch=batch, tags=tags: client.log_batch(run_id, metrics=batch, tags=tags))
         tags = []
     send(lambda: client.log_artifacts(run_id, str(local.artifacts)))
@@ -424,6 +426,22 @@ def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: 
         client, experiment_id, run_id, artifacts / c.CONFIG_FILE, artifacts / c.WEIGHTS_FILE, output
     )
     client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
+
+
+def summary_batches(metrics: dict[str, float | list[tuple[int, float]]], timestamp: int) -> list[list]:
+    """A run's summary metrics (step 0) and per-layer statistics (``[(epoch, value), ...]``,
+    step = epoch), all at ``timestamp``, in ``log_batch``-sized lists."""
+    from mlflow.entities import Metric
+
+    from src.runs.metric_writer import MAX_METRICS_PER_BATCH
+
+    points = []
+    for key, value in metrics.items():
+        if isinstance(value, list):
+            points.extend(Metric(key, float(v), timestamp, int(epoch)) for epoch, v in value)
+        else:
+            points.append(Metric(key, float(value), timestamp, 0))
+    return [points[start : start + MAX_METRICS_PER_BATCH] for start in range(0, len(points), MAX_METRICS_PER_BATCH)]
 
 
 def _evolution(run: RunConfig, job: JobContext, result: TrainResult) -> Snapshots | None:

@@ -50,7 +50,7 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
         return uri, entry["run_id"], False
     check_store(uri, run.tracking.timeout)
 
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Param, RunTag
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -71,7 +71,7 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
         run_id = existing.info.run_id
 
     from src.runs.build import build_dataset, load_network
-    from src.runs.tracked_run import dataset_inputs, log_model
+    from src.runs.tracked_run import dataset_inputs, log_model, summary_batches
 
     data = build_dataset(run)
     if existing is None or not existing.data.params:
@@ -79,8 +79,13 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
     if existing is None or not existing.inputs.dataset_inputs:
         client.log_inputs(run_id, datasets=dataset_inputs(run, data))
     history = _send_history(client, run_id, local, run, run.tracking.outage_wait if wait is None else wait)
-    metrics = [Metric(k, float(v), record["metrics_time"], 0) for k, v in record.get("metrics", {}).items()]
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
+    summary = {**record.get("metrics", {}), **record.get("layer_statistics", {})}
+    sent_tags = [RunTag(k, v) for k, v in tags.items()]
+    for batch in summary_batches(summary, record.get("metrics_time", record["end_time"])):
+        client.log_batch(run_id, metrics=batch, tags=sent_tags)
+        sent_tags = []
+    if sent_tags:  # an interrupted run has no summary metrics
+        client.log_batch(run_id, tags=sent_tags)
     finished = record["status"] == "FINISHED"
     weights = local.artifacts / c.WEIGHTS_FILE
     if finished and run.tracking.log_figures and not _has_figures(local):

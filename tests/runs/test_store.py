@@ -108,7 +108,7 @@ def test_the_writer_gives_up_after_the_outage_wait_and_keeps_every_epoch():
     assert [p[0] for p in writer.points] == list(range(1, 2001))
     sent = [p[0] for p in writer.pending]
     stride = resolution_stride(2000)
-    assert stride == 3 and sent == [e for e in range(1, 2001) if e <= FULL_RESOLUTION_EPOCHS or e % 3 == 0] + [2000]
+    assert stride == 7 and sent == [e for e in range(1, 2001) if e <= FULL_RESOLUTION_EPOCHS or e % 7 == 0] + [2000]
 
 
 def _run_frames(uri: str):
@@ -135,7 +135,7 @@ def test_a_job_directory_uploads_into_a_fresh_store_as_the_live_run(compose_conf
     for metric in (c.TRAIN_LOSS, c.TRAIN_ACCURACY):
         points = {(m.step, m.timestamp, m.value) for m in live.get_metric_history(summary.run_id, metric)}
         assert {(m.step, m.timestamp, m.value) for m in uploaded.get_metric_history(run_id, metric)} == points
-        assert len(points) == 700  # every epoch, 700 being under the policy's first thinning
+        assert len(points) == 250 + 450 // 2  # the writer's policy: the first 250 epochs, then every 2nd
     assert {f.path for f in uploaded.list_artifacts(run_id)} == {f.path for f in live.list_artifacts(summary.run_id)}
     assert len(b.inputs.dataset_inputs) == len(a.inputs.dataset_inputs) == 1
 
