@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+from pathlib import Path
 
 import hydra
 from hydra._internal.hydra import Hydra
@@ -27,6 +28,7 @@ from src.runs import figure_worker, interrupts
 from src.runs.config import CONF_DIR, ConfigError, validate
 from src.runs.contract import (
     PARENT_RUN_ENV,
+    SWEEP_INTERRUPTED_FILE,
     TAG_DESCRIPTION,
     TAG_JOB_NUM,
     TAG_OUTPUT_DIR,
@@ -79,7 +81,8 @@ Hydra.get_mode = _mode_unless_set(Hydra.get_mode)
 
 
 class InvalidJob(CompactHydraException):
-    """A sweep's job with an invalid config: Hydra reports it by its one-line message."""
+    """A sweep's job that does not run (an invalid config, or a sweep interrupted before
+    the job's turn): Hydra reports it by its one-line message."""
 
 
 def job_context(plan: SweepPlan | None):
@@ -126,6 +129,8 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
         from src.runs.tracked_run import train_and_track
 
         hydra_cfg = HydraConfig.get()
+        if not single and trained is None and (Path(hydra_cfg.sweep.dir) / SWEEP_INTERRUPTED_FILE).exists():
+            raise InvalidJob("not started: the sweep was interrupted")  # (a stack's jobs log what they reached)
         plan = None if single else read_plan(hydra_cfg.sweep.dir)
         metrics = train_and_track(cfg, job_context(plan), worker, trained).final_metrics
         if plan is not None:

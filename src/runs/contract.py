@@ -35,6 +35,9 @@ SWEEP_PLAN_FILE = "sweep_plan.yaml"
 #: On an interrupted sweep's parent: the jobs that never started, one per line
 #: (``#k overrides``, or ``#k`` when the sweeper cannot list its jobs in advance).
 JOBS_NOT_STARTED_FILE = "jobs_not_started.txt"
+#: In a sweep directory once the sweep was interrupted (it holds the signal's name): a
+#: job that a launcher hands out afterwards does not start.
+SWEEP_INTERRUPTED_FILE = "interrupted"
 
 #: In a job's output directory (``src.runs.job_dir``): the run's artifacts, written
 #: there before they are uploaded ...

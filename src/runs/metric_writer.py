@@ -36,7 +36,7 @@ from mlflow.tracking import MlflowClient
 log = logging.getLogger(__name__)
 #: MLflow accepts at most this many metrics in one ``log_batch`` call.
 MAX_METRICS_PER_BATCH = 1000
-FLUSH_SECONDS = 2.0
+FLUSH_SECONDS = 1.0
 #: Seconds between two attempts of ``close()`` at a store that does not answer.
 RETRY_SECONDS = 1.0
 FULL_RESOLUTION_EPOCHS = 250

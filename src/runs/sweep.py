@@ -32,6 +32,7 @@ import math
 import os
 import secrets
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from src.runs.contract import (
     PARAM_SEED,
     PARENT_RUN_ENV,
     PARENT_RUN_FILE,
+    SWEEP_INTERRUPTED_FILE,
     SWEEP_PLAN_FILE,
     TAG_DESCRIPTION,
     TAG_INTERRUPTED,
@@ -154,6 +156,7 @@ class MlflowParentRun(Callback):
         self.swept: list[str] = []
         self.jobs: int | None = None
         self.planned: list[list[str]] | None = None
+        self.sweep_dir: Path | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         run = check_sweep(config)
@@ -188,6 +191,7 @@ class MlflowParentRun(Callback):
             sys.exit(f"error: tracking store {uri}: the sweep's parent run could not be created: {one_line(err)}")
         self.parent_run_id, self.experiment_id, self.swept = parent.info.run_id, experiment_id, swept
         self.jobs, self.planned = jobs, planned_jobs(config)
+        self.sweep_dir = sweep_dir
         fix_identity(config, sweep_dir, self.parent_run_id)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         plan = {"swept": swept, "jobs": jobs, "started": time.time()}
@@ -218,6 +222,8 @@ class MlflowParentRun(Callback):
         """Forward the signal to the worker processes of the joblib launcher, if it runs
         the sweep, and wait (at most ``WORKER_GRACE_SECONDS``) until the child runs they
         were training are closed, with every epoch they reached."""
+        if self.sweep_dir is not None:  # a job handed out from now on does not start
+            (self.sweep_dir / SWEEP_INTERRUPTED_FILE).write_text(signal.Signals(signum).name)
         module = sys.modules.get("joblib.externals.loky.reusable_executor")
         executor = getattr(module, "_executor", None)
         if executor is None or self.parent_run_id is None:

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from src.runs.metric_writer import FULL_RESOLUTION_EPOCHS, resolution_stride
 
 QUICK = ("trainer.loss_threshold=null", "tracking.log_figures=false", "tracking.log_model=false")
-LONG = 200_000  # epochs: a run that is still training when the signal comes
+LONG = 2_000_000  # epochs: a run that is still training when the signal comes, however loaded the machine
 PROGRESS = re.compile(r"- (\S+)  epoch +(\d+)/")  # a run's progress line: its name, its epoch
 
 

@@ -11,7 +11,6 @@ from src.engine.encoding import encode_targets
 from src.runs import contract as c
 from src.runs.build import assemble
 from src.runs.config import validate
-from src.runs.loop import fit
 from src.runs.snapshots import layer_statistics, snapshot_epochs
 from src.runs.tracked_run import JobContext, train_and_track
 
@@ -23,28 +22,22 @@ def test_snapshot_epochs_are_log_spaced_from_the_initial_weights():
     assert snapshot_epochs(2000, 1) == [0] and snapshot_epochs(2000, 0) == []
 
 
-def _fit(compose_config, *overrides, count=12):
-    run = validate(compose_config(*overrides))
-    parts = assemble(run)
-    initial = parts.net.params.copy()
-    t = run.trainer
-    result = fit(
-        parts.net,
-        parts.optimizer,
-        parts.objective,
-        parts.data,
-        t.epochs,
-        parts.shuffle_rng,
-        batch_size=t.batch_size,
-        loss_threshold=t.loss_threshold,
-        threshold_patience=t.threshold_patience,
-        snapshot_at=snapshot_epochs(t.epochs, count),
-    )
-    return parts, initial, result
+@pytest.fixture
+def trained(compose_config, fit_run):
+    """``trained(*overrides)`` -> ``(parts, initial parameters, TrainResult)``: ``fit``
+    with the run's settings, its training snapshots included."""
+
+    def _trained(*overrides):
+        run = validate(compose_config(*overrides))
+        parts = assemble(run)
+        initial = parts.net.params.copy()
+        return parts, initial, fit_run(parts, run)
+
+    return _trained
 
 
-def test_snapshots_hold_the_initial_and_trained_weights_and_the_gradient_at_each(compose_config):
-    parts, initial, result = _fit(compose_config, "optimizer=adam")  # stops at the threshold
+def test_snapshots_hold_the_initial_and_trained_weights_and_the_gradient_at_each(trained):
+    parts, initial, result = trained("optimizer=adam")  # stops at the threshold
     snapshots = result.snapshots
     assert snapshots.epochs[0] == 0 and snapshots.epochs[-1] == result.epochs_run < 2000
     assert snapshots.epochs[1:-1] == [e for e in snapshot_epochs(2000, 12) if 0 < e < result.epochs_run]
@@ -58,15 +51,15 @@ def test_snapshots_hold_the_initial_and_trained_weights_and_the_gradient_at_each
         np.testing.assert_array_equal(grads, net.grads)
 
 
-def test_a_diverged_run_keeps_only_the_snapshots_it_reached_with_finite_weights(compose_config):
-    _, _, result = _fit(compose_config, "optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=100")
+def test_a_diverged_run_keeps_only_the_snapshots_it_reached_with_finite_weights(trained):
+    _, _, result = trained("optimizer.lr=1e30", "model.output_activation=identity", "trainer.epochs=100")
     assert result.diverged
     assert result.snapshots.epochs == [e for e in snapshot_epochs(100, 12) if e <= result.epochs_run]
     assert all(np.isfinite(p).all() for p in result.snapshots.params)
 
 
-def test_layer_statistics_describe_each_layers_weights_and_gradient(compose_config):
-    parts, _, result = _fit(compose_config, "trainer.epochs=50", "trainer.loss_threshold=null", count=4)
+def test_layer_statistics_describe_each_layers_weights_and_gradient(trained):
+    parts, _, result = trained("trainer.epochs=50", "trainer.loss_threshold=null", "tracking.snapshots=4")
     stats = layer_statistics(parts.net.layout, result.snapshots)
     assert sorted(stats) == sorted(c.layer_metric(i, s) for i in range(3) for s in c.LAYER_STATISTICS)
     views = parts.net.views(result.snapshots.params[-1])

@@ -62,8 +62,9 @@ def test_optimizer_sweep_is_tracked_as_parent_and_children(tmp_path, tracking_ur
 @pytest.mark.slow
 def test_joblib_sweep_links_every_child_and_lands_every_point(tmp_path, tracking_uri, train_cli, sweep_runs):
     from src.analysis.loaders import load_history, load_runs
+    from src.runs.metric_writer import FULL_RESOLUTION_EPOCHS
 
-    epochs = 1000
+    epochs = FULL_RESOLUTION_EPOCHS  # every epoch reaches MLflow's metric history
     proc = train_cli(
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
