@@ -7,8 +7,8 @@ sends every epoch so far and ends KILLED (``src.runs.tracked_run``), and a sweep
 its parent and its children KILLED (``src.runs.sweep``). ``received()`` names the
 signal that stopped this process, if one did; ``deferred`` holds both signals back
 while a store's tables are created, so that an interrupt never leaves a half-migrated
-store; ``exit_on_interrupt`` ends the command
-with one line and the shell's status for that signal (130, 143) instead of a traceback.
+store; ``exit_on_interrupt`` ends the command with one line and the shell's status for
+that signal (130, 143) instead of a traceback.
 """
 
 from __future__ import annotations

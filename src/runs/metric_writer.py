@@ -33,12 +33,12 @@ from collections.abc import Mapping
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from src.runs.store import RETRY_SECONDS
+
 log = logging.getLogger(__name__)
 #: MLflow accepts at most this many metrics in one ``log_batch`` call.
 MAX_METRICS_PER_BATCH = 1000
 FLUSH_SECONDS = 1.0
-#: Seconds between two attempts of ``close()`` at a store that does not answer.
-RETRY_SECONDS = 1.0
 FULL_RESOLUTION_EPOCHS = 250
 MAX_POINTS_PER_METRIC = 500
 
