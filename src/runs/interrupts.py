@@ -2,7 +2,9 @@
 
 SIGTERM is what ``timeout``, container stops and cluster schedulers send; Python's
 default would end the process on the spot. ``install()`` makes both signals raise
-``KeyboardInterrupt`` in the main thread, so a training run stops at its current epoch,
+``KeyboardInterrupt`` in the main thread (and the training loops ask
+``raise_if_received`` once an epoch, as Python drops an exception raised while a
+garbage collector's callback runs), so a training run stops at its current epoch,
 sends every epoch so far and ends KILLED (``src.runs.tracked_run``), and a sweep closes
 its parent and its children KILLED (``src.runs.sweep``). ``received()`` names the
 signal that stopped this process, if one did; ``deferred`` holds both signals back
@@ -54,6 +56,14 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def raise_if_received() -> None:
+    """Raise ``KeyboardInterrupt`` if a signal came: the handler's own exception is lost
+    when the signal lands in a garbage collector's callback (Python ignores exceptions
+    there), so the training loops ask once an epoch."""
+    if _received:
+        raise KeyboardInterrupt(_received[0])
 
 
 def received() -> str | None:

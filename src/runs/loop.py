@@ -46,6 +46,7 @@ from src.engine.optimizers import Optimizer
 from src.engine.stacked import StackedMLP
 from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, TRAIN_LOSS_RUNNING
 from src.runs.datasets import Dataset
+from src.runs.interrupts import raise_if_received
 from src.runs.snapshots import Snapshots
 
 
@@ -173,6 +174,7 @@ def fit(
                 result.history.setdefault(name, []).append(value)
             result.epochs_run = epoch
             snapshots.take(epoch, net.params, net.grads)
+            raise_if_received()
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             if watch.stop(epoch, train_loss):
@@ -261,6 +263,7 @@ def fit_stacked(
                         epochs_run[stopping] = epoch
                         active &= ~stopping
                 done = epoch
+                raise_if_received()
         except KeyboardInterrupt:
             interrupted = True
     final[active], final_grads[active] = stack.params[active], stack.grads[active]
