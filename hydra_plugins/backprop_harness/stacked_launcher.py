@@ -33,13 +33,9 @@ class StackedLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
-        self.compositions = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from src.runs.stacked_launcher import Compositions
-
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
-        self.compositions = Compositions(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from src.runs.stacked_launcher import launch

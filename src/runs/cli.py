@@ -10,11 +10,13 @@ log lines are kept to warnings and errors.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -24,7 +26,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.runs import figure_worker, interrupts
+from src.runs import compositions, figure_worker, interrupts
 from src.runs.config import CONF_DIR, ConfigError, validate
 from src.runs.contract import (
     PARENT_RUN_ENV,
@@ -78,6 +80,7 @@ def _mode_unless_set(get_mode):
 
 
 Hydra.get_mode = _mode_unless_set(Hydra.get_mode)
+compositions.install()
 
 
 class InvalidJob(CompactHydraException):
@@ -148,3 +151,19 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     finally:
         if close_after:
             worker.close()
+
+
+def exit_now() -> None:
+    """End a command that succeeded without Python's interpreter teardown, which frees the
+    300 000 objects of MLflow's, SQLAlchemy's and Hydra's modules one by one (a quarter of
+    a second, a tenth of a short run's start-up): first every ``atexit`` handler runs and
+    the log handlers and standard streams are flushed, so nothing is lost. While another
+    thread that is not a daemon still runs (a launcher's pool), the process exits the usual
+    way instead."""
+    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
+        return
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

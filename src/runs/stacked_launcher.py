@@ -1,7 +1,7 @@
 """Stacked sweeps (``hydra/launcher=stacked``): a sweep's jobs that share a network
 shape, dataset size and batch schedule train as one computation.
 
-``launch`` takes every job's config (composed once: ``Compositions``), validates it,
+``launch`` takes every job's config (composed once: ``src.runs.compositions``), validates it,
 groups the stackable jobs by ``stack_key`` and trains each group with
 ``src.runs.loop.fit_stacked`` on a ``StackedMLP``: parameters (m, fan_in, fan_out),
 batched products, and per-job learning rates, optimizer hyperparameters, seeds (initial
@@ -129,28 +129,6 @@ def plan(runs: list[RunConfig | None], max_stack: int) -> tuple[list[list[int]],
     return stacks, alone
 
 
-class Compositions:
-    """Hydra's sweepers compose every job of a batch to check it before launching it
-    (``Sweeper.validate_batch_is_legal``), and the launcher then composes each job again:
-    0.07 s a job. In one process the first composition serves both: ``loader``'s
-    compositions are kept until the launcher ``take``s them."""
-
-    def __init__(self, loader) -> None:
-        self._compose = loader.load_sweep_config
-        self._kept: dict[tuple[int, tuple[str, ...]], DictConfig] = {}
-        loader.load_sweep_config = self._keep
-
-    def _keep(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        config = self._compose(master_config, sweep_overrides)
-        self._kept[(id(master_config), tuple(sweep_overrides))] = config
-        return config
-
-    def take(self, master_config: DictConfig, overrides: Sequence[str]) -> DictConfig:
-        """The job's config: the one composed to check it, else a fresh composition."""
-        kept = self._kept.pop((id(master_config), tuple(overrides)), None)
-        return kept if kept is not None else self._compose(master_config, list(overrides))
-
-
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """The stacked launcher's ``launch`` (see the module docstring)."""
     from src.runs.cli import run_job as job_body
@@ -162,7 +140,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     sweep_configs: list[DictConfig] = []
     runs: list[RunConfig | None] = []
     for offset, overrides in enumerate(job_overrides):
-        sweep_config = launcher.compositions.take(config, overrides)
+        sweep_config = context.config_loader.load_sweep_config(config, list(overrides))
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + offset
         sweep_configs.append(sweep_config)

@@ -10,8 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.runs.build import assemble
-from src.runs.config import CONF_DIR, validate
-from src.runs.stacked_launcher import Compositions, plan, stack_key, train_stack
+from src.runs.config import validate
+from src.runs.stacked_launcher import plan, stack_key, train_stack
 
 GRIDS = {
     "adam-linear": (["optimizer=adam", "dataset=linear", "trainer.epochs=400"], [0.001, 0.01, 0.1, 0.5]),
@@ -129,26 +129,3 @@ def test_the_stacked_launcher_logs_what_the_basic_launcher_logs(tmp_path):
         assert {"learning_curve.png", "weights.npz", "history.parquet"} <= {
             a.path for a in stacked_client.list_artifacts(run.info.run_id)
         }
-
-
-def test_the_launcher_takes_the_compositions_the_sweeper_made_to_check_the_jobs(monkeypatch):
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import RunMode
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
-        master = loader.load_configuration("config", ["optimizer.lr=0.1,0.5"], RunMode.MULTIRUN)
-        composed = []
-        original = type(loader).load_configuration
-        monkeypatch.setattr(
-            type(loader), "load_configuration", lambda self, *a, **k: composed.append(a) or original(self, *a, **k)
-        )
-        compositions = Compositions(loader)
-        checked = loader.load_sweep_config(master_config=master, sweep_overrides=["optimizer.lr=0.1"])
-        assert len(composed) == 1
-        assert compositions.take(master, ("optimizer.lr=0.1",)) is checked
-        assert len(composed) == 1
-        unchecked = compositions.take(master, ("optimizer.lr=0.5",))
-        assert len(composed) == 2 and unchecked.optimizer.lr == 0.5
-        assert compositions.take(master, ("optimizer.lr=0.1",)) is not checked  # taken once
