@@ -2,21 +2,22 @@
 
 ``predict`` takes an (n, 2) array (or a two-column DataFrame) and returns class
 probabilities of shape (n, n_classes), column k the probability of class k
-(``src.engine.encoding.class_probabilities``). The model carries this package's
-``src`` directory and the run's ``config.yaml`` and ``weights.npz``, and rebuilds the
-network with ``src.runs.build.load_network``, so it loads in any process with
-``mlflow.pyfunc.load_model``. Loading a model runs the code it carries: load models
-only from stores you trust.
+(``src.engine.encoding.class_probabilities``). The model carries the code it runs
+(``MODEL_CODE``: the engine and the modules that rebuild a network from a config,
+``src.runs.build.load_network``) and the run's ``config.yaml`` and ``weights.npz``, so it
+loads in any process with ``mlflow.pyfunc.load_model``. Loading a model runs the code it
+carries: load models only from stores you trust.
 
 What is done once and what per run: every model shares its code, environment files
 (explicit requirements and conda environment, so MLflow infers none, copies no
 ``uv.lock`` and needs no installed pip) and signature,
 so ``mlflow.pyfunc.save_model`` builds that directory once per (code, dtype, number of
-classes) as a template, kept in a cache directory between processes. Per run, the template is copied with the
-run's config and weights in place of the template's, its ``MLmodel`` is stamped with the
-run and model ids, and it is uploaded as an MLflow logged model (``models:/m-...``)
-linked to the run as its output: five store calls instead of ``log_model``'s model
-building, inference and validation.
+classes) as a template, kept in a cache directory between processes. Per run, the
+template's files are linked (not copied) into a staging directory beside it, with the
+run's config and weights and its ``MLmodel`` stamped with the run and model ids, and it
+is uploaded as an MLflow logged model (``models:/m-...``) linked to the run as its
+output: five store calls instead of ``log_model``'s model building, inference and
+validation.
 """
 
 from __future__ import annotations
@@ -39,10 +40,24 @@ from src.engine.encoding import class_probabilities
 from src.runs.contract import CONFIG_FILE, MODEL_NAME, WEIGHTS_FILE
 
 SRC_DIR = Path(__file__).resolve().parents[1]
+#: The code a model carries (paths under ``SRC_DIR``): what ``pyfunc_entry`` imports.
+MODEL_CODE = (
+    "__init__.py",
+    "engine",
+    "runs/__init__.py",
+    "runs/build.py",
+    "runs/config.py",
+    "runs/constraints.py",
+    "runs/contract.py",
+    "runs/datasets.py",
+    "runs/pyfunc_entry.py",
+    "runs/pyfunc_model.py",
+)
 
 #: The model's artifacts, keyed as ``context.artifacts`` sees them.
 CONFIG_KEY, WEIGHTS_KEY = Path(CONFIG_FILE).stem, Path(WEIGHTS_FILE).stem
-_TEMPLATES: dict[tuple[str, int], Path] = {}
+#: (dtype, classes) -> (the template directory, its ``MLmodel``, stamped anew for each run)
+_TEMPLATES: dict[tuple[str, int], tuple[Path, Model]] = {}
 
 
 def log_pyfunc_model(
@@ -50,14 +65,14 @@ def log_pyfunc_model(
 ) -> str:
     """Log the run's model as ``MODEL_NAME``; ``output`` is the network's output on a few
     training rows (for the signature). Returns the model URI."""
-    template = _template(np.dtype(output.dtype), output)
+    template, mlmodel = _template(np.dtype(output.dtype), output)
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="staging-", dir=template.parent.parent) as tmp:  # one file system
         local = Path(tmp) / MODEL_NAME
-        shutil.copytree(template, local)
+        shutil.copytree(template, local, copy_function=_link_or_copy, ignore=_run_files)
+        (local / "artifacts").mkdir()
         shutil.copyfile(config_path, local / "artifacts" / CONFIG_FILE)
         shutil.copyfile(weights_path, local / "artifacts" / WEIGHTS_FILE)
-        mlmodel = Model.load(str(local))
         mlmodel.run_id, mlmodel.model_uuid, mlmodel.model_id = run_id, model.model_id, model.model_id
         mlmodel.artifact_path = model.artifact_location
         mlmodel.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
@@ -71,19 +86,41 @@ def log_pyfunc_model(
     return f"models:/{model.model_id}"
 
 
-def _template(dtype: np.dtype, output: np.ndarray) -> Path:
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
+
+
+def _run_files(directory: str, names: list[str]) -> set[str]:
+    """What a run's model gets of its own instead of the template's (``copytree``'s ignore)."""
+    return {"MLmodel", "artifacts"} & set(names) if Path(directory).name == MODEL_NAME else set()
+
+
+def _model_code() -> list[Path]:
+    """The files of ``MODEL_CODE``."""
+    files = []
+    for entry in MODEL_CODE:
+        path = SRC_DIR / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def _template(dtype: np.dtype, output: np.ndarray) -> tuple[Path, Model]:
     """The model directory shared by every run whose network has this dtype and output
-    width: built once, kept in ``template_cache()`` under a digest of everything it holds
-    (this package's code, the requirements, Python's version, dtype and width)."""
+    width, and its ``MLmodel``: built once, kept in ``template_cache()`` under a digest of
+    everything it holds (the model's code, the requirements, Python's version, dtype and
+    width)."""
     key = (dtype.name, output.shape[1])
     if key not in _TEMPLATES:
         digest = hashlib.sha256("\n".join([*_requirements(), platform.python_version(), *map(str, key)]).encode())
-        for path in sorted(SRC_DIR.rglob("*.py")):
+        for path in _model_code():
             digest.update(path.relative_to(SRC_DIR).as_posix().encode() + b"\0" + path.read_bytes())
         home = template_cache() / digest.hexdigest()[:20]
         if not (home / MODEL_NAME / "MLmodel").is_file():
             _build_template(home, dtype, output)
-        _TEMPLATES[key] = home / MODEL_NAME
+        _TEMPLATES[key] = (home / MODEL_NAME, Model.load(str(home / MODEL_NAME)))
     return _TEMPLATES[key]
 
 
@@ -102,6 +139,10 @@ def _build_template(home: Path, dtype: np.dtype, output: np.ndarray) -> None:
     build = Path(tempfile.mkdtemp(prefix="building-", dir=template_cache()))
     placeholder = build / "placeholder"
     placeholder.mkdir()
+    code = build / "code" / SRC_DIR.name
+    for path in _model_code():
+        (code / path.relative_to(SRC_DIR)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, code / path.relative_to(SRC_DIR))
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         (placeholder / name).write_bytes(b"")
     example = np.full((1, 2), 0.5, dtype=dtype)  # the input format, shown in the UI
@@ -111,12 +152,13 @@ def _build_template(home: Path, dtype: np.dtype, output: np.ndarray) -> None:
             str(build / MODEL_NAME),
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={CONFIG_KEY: str(placeholder / CONFIG_FILE), WEIGHTS_KEY: str(placeholder / WEIGHTS_FILE)},
-            code_paths=[str(SRC_DIR)],
+            code_paths=[str(code)],
             signature=infer_signature(example, probabilities),
             input_example=example,
             conda_env=_conda_env(),
         )
     shutil.rmtree(placeholder)
+    shutil.rmtree(build / "code")
     try:
         build.rename(home)
     except OSError:  # built meanwhile by another process
