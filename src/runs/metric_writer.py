@@ -2,8 +2,8 @@
 
 The training loop calls ``MetricWriter.add(epoch, metrics)`` after every epoch: a
 comparison, a timestamp and a list append, no MLflow call. A daemon thread sends the
-pending points with ``MlflowClient.log_batch`` every ``FLUSH_SECONDS`` (at most
-``MAX_METRICS_PER_BATCH`` points a request), so the UI shows a long run's curves while
+pending points every ``FLUSH_SECONDS`` (``src.runs.metric_store``, at most
+``MAX_METRICS_PER_BATCH`` points at a time), so the UI shows a long run's curves while
 it trains, each point with the wall-clock time of its epoch. A point leaves the queue
 only once the store has accepted it. ``close()`` stops the thread and sends what is
 left; it is called however the run ends. A store that stops answering is retried, on
@@ -16,7 +16,7 @@ Resolution policy: MLflow's metric history gets every epoch up to
 ``FULL_RESOLUTION_EPOCHS``, then every ``stride``-th epoch, with ``stride`` chosen from
 ``trainer.epochs`` so that at most about ``MAX_POINTS_PER_METRIC`` points per metric
 reach the store (MLflow's UI samples about 320 points per chart and its server returns
-at most 2 500 per request; each point costs the sqlite store about 0.1 ms to insert),
+at most 2 500 per request; each point costs the store time to insert),
 plus always the first and the last epoch run (the threshold epoch, when training
 stopped there). Every epoch at full resolution is in the run's
 ``history.parquet``, which the loaders read.
@@ -33,11 +33,10 @@ from collections.abc import Mapping
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from src.runs.metric_store import MAX_METRICS_PER_BATCH, log_metrics
 from src.runs.store import RETRY_SECONDS
 
 log = logging.getLogger(__name__)
-#: MLflow accepts at most this many metrics in one ``log_batch`` call.
-MAX_METRICS_PER_BATCH = 1000
 FLUSH_SECONDS = 1.0
 FULL_RESOLUTION_EPOCHS = 250
 MAX_POINTS_PER_METRIC = 500
@@ -116,7 +115,7 @@ class MetricWriter:
                         break
                     batch.extend(Metric(key, float(value), timestamp, epoch) for key, value in metrics.items())
                     taken += 1
-                self.client.log_batch(self.run_id, metrics=batch)
+                log_metrics(self.client, self.run_id, batch)
                 del self.pending[:taken]
                 self.sent_points += len(batch)
 

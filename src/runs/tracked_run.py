@@ -68,7 +68,15 @@ from src.runs.loop import StackResult, TrainResult, evaluate, fit
 from src.runs.progress import Progress
 from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
 from src.runs.store import StoreUnavailable, check_store, one_line, retry_while_down, unavailable
-from src.runs.tracking import config_name, flatten, git_tags, open_experiment, process_tags, resolve_tracking_uri
+from src.runs.tracking import (
+    config_name,
+    context_tags,
+    flatten,
+    git_tags,
+    open_experiment,
+    process_tags,
+    resolve_tracking_uri,
+)
 
 if TYPE_CHECKING:  # MLflow is imported once the store answered
     from mlflow.tracking import MlflowClient
@@ -119,11 +127,11 @@ def train_and_track(
     the job directory (``src.runs.job_dir``) before the store is asked for them. Store
     round trips per run: the run's creation (with its tags), one ``log_batch`` of params,
     one ``log_inputs`` of the dataset splits, the per-epoch points from the
-    ``MetricWriter`` thread, one ``log_batch`` of summary metrics and tags, one upload of
-    every artifact, and the model. A store that stops answering is retried for
-    ``tracking.outage_wait`` seconds; then the run ends locally, raising
-    ``StoreUnavailable`` with the command that uploads it. With a ``FigureWorker`` the
-    figures are drawn by its child process and uploaded when done; without one they are
+    ``MetricWriter`` thread, one ``log_batch`` of the end's tags, one insert of summary
+    metrics (``src.runs.metric_store``), one upload of every artifact, and the model. A
+    store that stops answering is retried for ``tracking.outage_wait`` seconds; then the
+    run ends locally, raising ``StoreUnavailable`` with the command that uploads it. With
+    a ``FigureWorker`` the figures are drawn by its child process and uploaded when done; without one they are
     drawn here. ``trained``: the run was trained in a stack
     (``src.runs.stacked_launcher``); its history and parameters are logged as if it had
     trained here.
@@ -139,12 +147,11 @@ def train_and_track(
     import mlflow
     from mlflow.entities import Param
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking.context import registry
 
     from src.runs.metric_writer import MetricWriter
 
     mlflow.set_tracking_uri(uri)
-    tags = registry.resolve_tags({**git_tags(), **process_tags(), **job.tags, c.TAG_SETTING: setting})
+    tags = {**context_tags(), **git_tags(), **process_tags(), **job.tags, c.TAG_SETTING: setting}
     if job.parent_run_id:
         tags[c.TAG_PARENT_RUN] = job.parent_run_id
     local = JobDir.open(job.output_dir)
@@ -284,6 +291,8 @@ def _store_the_end(
     ``tracking.outage_wait`` seconds in all."""
     from mlflow.entities import RunTag
 
+    from src.runs.metric_store import log_metrics
+
     if run.tracking.log_figures:
         job = FigureJob(name, result.history, parts.net.copy(), parts.data, run.trainer.loss_threshold, evolution)
         if figures is not None:  # drawn by the worker while this process goes on
@@ -298,10 +307,8 @@ def _store_the_end(
     def send(call):
         return retry_while_down(call, uri, timeout, deadline)
 
-    tags = [RunTag(k, v) for k, v in end_tags.items()]
-    for batch in summary_batches(final, now):
-        send(lambda batch=batch, tags=tags: client.log_batch(run_id, metrics=batch, tags=tags))
-        tags = []
+    send(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in end_tags.items()]))
+    send(lambda: log_metrics(client, run_id, summary_metrics(final, now)))
     send(lambda: client.log_artifacts(run_id, str(local.artifacts)))
     if run.tracking.log_model:
         send(lambda: log_model(client, experiment_id, run_id, local.artifacts, parts.net, parts.data))
@@ -428,12 +435,10 @@ def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: 
     client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
 
 
-def summary_batches(metrics: dict[str, float | list[tuple[int, float]]], timestamp: int) -> list[list]:
+def summary_metrics(metrics: dict[str, float | list[tuple[int, float]]], timestamp: int) -> list:
     """A run's summary metrics (step 0) and per-layer statistics (``[(epoch, value), ...]``,
-    step = epoch), all at ``timestamp``, in ``log_batch``-sized lists."""
+    step = epoch) as MLflow metrics, all at ``timestamp``."""
     from mlflow.entities import Metric
-
-    from src.runs.metric_writer import MAX_METRICS_PER_BATCH
 
     points = []
     for key, value in metrics.items():
@@ -441,7 +446,7 @@ def summary_batches(metrics: dict[str, float | list[tuple[int, float]]], timesta
             points.extend(Metric(key, float(v), timestamp, int(epoch)) for epoch, v in value)
         else:
             points.append(Metric(key, float(value), timestamp, 0))
-    return [points[start : start + MAX_METRICS_PER_BATCH] for start in range(0, len(points), MAX_METRICS_PER_BATCH)]
+    return points
 
 
 def _evolution(run: RunConfig, job: JobContext, result: TrainResult) -> Snapshots | None:

@@ -166,6 +166,16 @@ def git_tags() -> dict[str, str]:
     return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
 
 
+@functools.cache
+def context_tags() -> dict[str, str]:
+    """MLflow's own tags of a run started by this process (its source, user and git
+    commit, from ``mlflow.tracking.context``), resolved once per process: every provider
+    asks again each time (GitPython's look-up of the repository among them)."""
+    from mlflow.tracking.context import registry
+
+    return registry.resolve_tags()
+
+
 def process_tags() -> dict[str, str]:
     """The host and process id of the run's process, which ``python -m src.runs.stale``
     reads to tell a run still training from one whose process is gone."""

@@ -71,7 +71,8 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
         run_id = existing.info.run_id
 
     from src.runs.build import build_dataset, load_network
-    from src.runs.tracked_run import dataset_inputs, log_model, summary_batches
+    from src.runs.metric_store import log_metrics
+    from src.runs.tracked_run import dataset_inputs, log_model, summary_metrics
 
     data = build_dataset(run)
     if existing is None or not existing.data.params:
@@ -80,12 +81,8 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
         client.log_inputs(run_id, datasets=dataset_inputs(run, data))
     history = _send_history(client, run_id, local, run, run.tracking.outage_wait if wait is None else wait)
     summary = {**record.get("metrics", {}), **record.get("layer_statistics", {})}
-    sent_tags = [RunTag(k, v) for k, v in tags.items()]
-    for batch in summary_batches(summary, record.get("metrics_time", record["end_time"])):
-        client.log_batch(run_id, metrics=batch, tags=sent_tags)
-        sent_tags = []
-    if sent_tags:  # an interrupted run has no summary metrics
-        client.log_batch(run_id, tags=sent_tags)
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    log_metrics(client, run_id, summary_metrics(summary, record.get("metrics_time", record["end_time"])))
     finished = record["status"] == "FINISHED"
     weights = local.artifacts / c.WEIGHTS_FILE
     if finished and run.tracking.log_figures and not _has_figures(local):

@@ -90,7 +90,9 @@ def test_the_command_line_and_a_sweep_stop_in_one_line_before_any_job(train_cli,
 
 
 class DownClient:
-    """A store that never takes anything."""
+    """A tracking server that never takes anything (not a SQL store: ``log_batch`` requests)."""
+
+    _tracking_client = type("TrackingServiceClient", (), {"store": None})()
 
     def log_batch(self, run_id, metrics):
         raise ConnectionError("store unreachable")

@@ -11,6 +11,7 @@ from src.engine.encoding import predict_labels
 from src.engine.optimizers import SGD
 from src.runs.build import build_dataset, build_network
 from src.runs.config import validate
+from src.runs.metric_store import log_metrics
 from src.runs.metric_writer import (
     FULL_RESOLUTION_EPOCHS,
     MAX_POINTS_PER_METRIC,
@@ -90,14 +91,16 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
 
 
 def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
+    from src.runs import metric_store
+
     calls = []
-    original = MlflowClient.log_batch
+    original = metric_store._insert
 
-    def counting_log_batch(self, run_id, metrics=(), *args, **kwargs):
+    def counting_insert(store, run_id, metrics):
         calls.append(len(metrics))
-        return original(self, run_id, metrics, *args, **kwargs)
+        return original(store, run_id, metrics)
 
-    monkeypatch.setattr(MlflowClient, "log_batch", counting_log_batch)
+    monkeypatch.setattr(metric_store, "_insert", counting_insert)
     train_and_track(compose_config("trainer.epochs=1000", "trainer.loss_threshold=null", "optimizer.lr=0.01"))
     metric_calls = [n for n in calls if n]
     # 1000 epochs: the first 250, every 3rd after them and the last, 501 points of
@@ -230,20 +233,20 @@ def test_writer_sends_while_the_run_trains_with_real_timestamps(tracking_uri):
     assert all(started - 1 <= m.timestamp <= time.time() * 1000 for m in client.get_metric_history(run_id, "a"))
 
 
-def test_writer_keeps_points_until_the_store_accepts_them(tracking_uri):
+def test_writer_keeps_points_until_the_store_accepts_them(tracking_uri, monkeypatch):
+    from src.runs import metric_writer
+
     client, run_id = _new_run(tracking_uri)
+    failures = [ConnectionError("store unreachable")] * 2
 
-    class FlakyClient:
-        failures = 2
+    def flaky_log_metrics(client, run_id, metrics):
+        if failures:
+            raise failures.pop()
+        log_metrics(client, run_id, metrics)
 
-        def log_batch(self, run_id, metrics):
-            if self.failures:
-                self.failures -= 1
-                raise ConnectionError("store unreachable")
-            client.log_batch(run_id, metrics=metrics)
-
+    monkeypatch.setattr(metric_writer, "log_metrics", flaky_log_metrics)
     epochs = MAX_POINTS_PER_METRIC
-    writer = MetricWriter(FlakyClient(), run_id, max_epochs=epochs, outage_seconds=0, flush_seconds=3600)
+    writer = MetricWriter(client, run_id, max_epochs=epochs, outage_seconds=0, flush_seconds=3600)
     for epoch in range(1, epochs + 1):
         writer.add(epoch, {"a": float(epoch)})
     for _ in range(2):
