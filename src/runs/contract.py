@@ -22,6 +22,7 @@ BOUNDARY_EVOLUTION_FILE = "boundary_evolution.png"
 WEIGHT_DISTRIBUTIONS_FILE = "weight_distributions.png"
 #: The key of the decision boundary's stepped images (``mlflow.log_image(key=..., step=epoch)``).
 BOUNDARY_IMAGE_KEY = "decision_boundary"
+IMAGES_DIR = "images"  #: the run's artifact folder of stepped images, as ``log_image`` names it
 MODEL_NAME = "model"  #: the pyfunc model's name within the run
 #: In a sweep directory: the id of the sweep's parent run (a record for people and
 #: scripts; each job gets the id through its own config, see ``PARENT_RUN_ENV``).

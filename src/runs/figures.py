@@ -22,6 +22,7 @@ from src.runs.contract import (
     BOUNDARY_EVOLUTION_FILE,
     BOUNDARY_IMAGE_KEY,
     DECISION_BOUNDARY_FILE,
+    IMAGES_DIR,
     LEARNING_CURVE_FILE,
     PREDICTION_FILE,
     TEST_ACCURACY,
@@ -247,7 +248,7 @@ class RunFigures:
             self._stepped.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9)
             self._stepped.subplots()
         (ax,) = self._stepped.axes
-        (out_dir / "images").mkdir(exist_ok=True)
+        (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
         now = int(time.time() * 1000)
         for epoch, params in zip(snapshots.epochs, snapshots.params, strict=True):
             for artist in ax.collections:  # the previous boundary and points (cheaper than ``ax.clear()``)
@@ -384,5 +385,5 @@ def stepped_image_paths(key: str, step: int, timestamp_ms: int) -> tuple[str, st
     uploaded there appear in the run's image chart with a slider over the steps."""
     import uuid
 
-    name = f"images/{key.replace('/', '~')}+step+{step}+timestamp+{timestamp_ms}+{uuid.uuid4()}"
+    name = f"{IMAGES_DIR}/{key.replace('/', '~')}+step+{step}+timestamp+{timestamp_ms}+{uuid.uuid4()}"
     return f"{name}.png", f"{name}+compressed.webp"

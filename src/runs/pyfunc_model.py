@@ -27,6 +27,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,8 @@ MODEL_CODE = (
     "runs/pyfunc_model.py",
 )
 
+#: Templates unused for this many days are removed when a new one is built.
+TEMPLATE_DAYS = 30
 #: The model's artifacts, keyed as ``context.artifacts`` sees them.
 CONFIG_KEY, WEIGHTS_KEY = Path(CONFIG_FILE).stem, Path(WEIGHTS_FILE).stem
 #: (dtype, classes) -> (the template directory, its ``MLmodel``, stamped anew for each run)
@@ -120,8 +123,19 @@ def _template(dtype: np.dtype, output: np.ndarray) -> tuple[Path, Model]:
         home = template_cache() / digest.hexdigest()[:20]
         if not (home / MODEL_NAME / "MLmodel").is_file():
             _build_template(home, dtype, output)
+            _forget_unused(TEMPLATE_DAYS)
+        os.utime(home)  # in use: kept by ``_forget_unused``
         _TEMPLATES[key] = (home / MODEL_NAME, Model.load(str(home / MODEL_NAME)))
     return _TEMPLATES[key]
+
+
+def _forget_unused(days: float) -> None:
+    """Remove the templates no process used for ``days`` (each change of the model's code
+    makes a new one)."""
+    now = time.time()
+    for entry in template_cache().iterdir():
+        if entry.is_dir() and now - entry.stat().st_mtime > days * 86400:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def template_cache() -> Path:

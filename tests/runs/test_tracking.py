@@ -1,5 +1,6 @@
 """Runs tracked in a real (temporary) sqlite MLflow store, in-process."""
 
+import os
 import time
 
 import numpy as np
@@ -267,6 +268,10 @@ def test_model_templates_are_built_once_and_reused_across_processes(
     monkeypatch.setattr(pyfunc_model, "_build_template", lambda *args: builds.append(args) or original(*args))
     monkeypatch.setattr(pyfunc_model, "_TEMPLATES", {})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name, days in (("unused", pyfunc_model.TEMPLATE_DAYS + 1), ("recent", pyfunc_model.TEMPLATE_DAYS - 1)):
+        (pyfunc_model.template_cache() / name).mkdir(parents=True)
+        then = time.time() - days * 86400
+        os.utime(pyfunc_model.template_cache() / name, (then, then))
     first = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false"))
     pyfunc_model._TEMPLATES.clear()  # as in a new process
     second = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false", "trainer.seed=1"))
@@ -274,8 +279,8 @@ def test_model_templates_are_built_once_and_reused_across_processes(
     client = MlflowClient(tracking_uri)
     uris = {client.get_run(s.run_id).data.tags["model_uri"] for s in (first, second)}
     assert len(uris) == 2 and all(uri.startswith("models:/m-") for uri in uris)
-    cached = list(pyfunc_model.template_cache().iterdir())
-    assert len(cached) == 1 and not any(p.name.startswith("building-") for p in cached)
+    cached = sorted(p.name for p in pyfunc_model.template_cache().iterdir())
+    assert len(cached) == 2 and "recent" in cached and not any(p.startswith(("building-", "staging-")) for p in cached)
 
 
 def test_bad_training_is_tagged_and_said(compose_config, tracking_uri, caplog):
