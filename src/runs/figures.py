@@ -9,6 +9,7 @@ matplotlib's tab10 palette).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from src.runs.snapshots import Snapshots
 #: PNG compression: zlib's fastest level writes a figure in a third of the default's time,
 #: for files about half again as large.
 PNG_OPTIONS = {"compress_level": 1}
+FIGURE_DPI = 100
 
 _CLASS_COLOURS = ["#d62728", "#1f4eb4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
@@ -201,16 +203,14 @@ class RunFigures:
     of points) updates the previous run's lines, points and boundary instead of building
     figures and axes anew, which saves about 40% of the drawing time in a sweep. With
     training snapshots, also the boundary's evolution, the weight distributions and one
-    stepped image of the boundary per snapshot (``BOUNDARY_IMAGE_KEY``, step = epoch)."""
-
-    #: Size of a stepped image: MLflow's UI shows them at most 256 pixels wide.
-    STEPPED_INCHES, STEPPED_DPI = 4, 64
+    stepped image of the boundary per snapshot (``BOUNDARY_IMAGE_KEY``, step = epoch): the
+    evolution's panels, cut out of its rendered pixels (260 pixels square; MLflow's UI
+    shows stepped images at most 256 wide), so that no boundary is drawn twice."""
 
     def __init__(self) -> None:
         self._curve: tuple[tuple, Figure] | None = None
         self._boundary: Figure | None = None
         self._prediction: tuple[tuple, Figure] | None = None
-        self._stepped: Figure | None = None
 
     def draw(
         self,
@@ -231,36 +231,10 @@ class RunFigures:
             PREDICTION_FILE: self._ground_truth_vs_prediction(data, predicted, title),
         }
         if snapshots is not None and len(snapshots.epochs) > 1:
-            drawn[BOUNDARY_EVOLUTION_FILE] = boundary_evolution(net, data, snapshots, title)
             drawn[WEIGHT_DISTRIBUTIONS_FILE] = weight_distributions(net, snapshots, title)
-            self._stepped_boundaries(net, data, snapshots, title, out_dir)
+            _evolution_and_stepped_images(boundary_evolution(net, data, snapshots, title), snapshots, out_dir)
         for filename, fig in drawn.items():
-            fig.savefig(out_dir / filename, dpi=100, pil_kwargs=PNG_OPTIONS)
-
-    def _stepped_boundaries(self, net: MLP, data: Dataset, snapshots: Snapshots, title: str, out_dir: Path) -> None:
-        import io
-        import time
-
-        from PIL import Image
-
-        if self._stepped is None:
-            self._stepped = Figure(figsize=(self.STEPPED_INCHES, self.STEPPED_INCHES))
-            self._stepped.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9)
-            self._stepped.subplots()
-        (ax,) = self._stepped.axes
-        (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
-        now = int(time.time() * 1000)
-        for epoch, params in zip(snapshots.epochs, snapshots.params, strict=True):
-            for artist in ax.collections:  # the previous boundary and points (cheaper than ``ax.clear()``)
-                artist.remove()
-            draw_decision_boundary(ax, _snapshot_net(net, params), data, f"{title} epoch {epoch}", 80, legend=False)
-            ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
-            ax.title.set_fontsize(8)
-            png = io.BytesIO()
-            self._stepped.savefig(png, dpi=self.STEPPED_DPI, pil_kwargs=PNG_OPTIONS)
-            full, small = stepped_image_paths(BOUNDARY_IMAGE_KEY, epoch, now)
-            (out_dir / full).write_bytes(png.getvalue())
-            Image.open(png).save(out_dir / small)
+            fig.savefig(out_dir / filename, dpi=FIGURE_DPI, pil_kwargs=PNG_OPTIONS)
 
     def _learning_curve(self, history: dict[str, list[float]], title: str, threshold: float | None) -> Figure:
         key = (tuple(sorted(history)), threshold)
@@ -311,6 +285,31 @@ class RunFigures:
             ax.autoscale_view()
         _mark_misclassified(fig, data.x_train, data.y_train, predicted, title)
         return fig
+
+
+def _evolution_and_stepped_images(fig: Figure, snapshots: Snapshots, out_dir: Path) -> None:
+    """Render the boundary's evolution once: write it whole, and each panel (with its
+    title) as the stepped image of its epoch, a PNG and its small WebP copy."""
+    import time
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    fig.set_dpi(FIGURE_DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
+    Image.fromarray(pixels).save(out_dir / BOUNDARY_EVOLUTION_FILE, **PNG_OPTIONS)
+    (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
+    now, height, renderer = int(time.time() * 1000), pixels.shape[0], canvas.get_renderer()
+    for ax, epoch in zip(fig.axes, snapshots.epochs, strict=False):  # panels beyond the snapshots are blank
+        box = ax.get_tightbbox(renderer)
+        rows = slice(max(0, height - math.ceil(box.y1)), height - math.floor(box.y0))
+        columns = slice(max(0, math.floor(box.x0)), math.ceil(box.x1))
+        panel = Image.fromarray(pixels[rows, columns])
+        full, small = stepped_image_paths(BOUNDARY_IMAGE_KEY, epoch, now)
+        panel.save(out_dir / full, **PNG_OPTIONS)
+        panel.save(out_dir / small)
 
 
 def _snapshot_net(net: MLP, params: np.ndarray) -> MLP:
