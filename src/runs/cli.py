@@ -127,8 +127,8 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     single = HydraConfig.get().mode != RunMode.MULTIRUN
     worker, close_after = None, False
     try:
-        validate(cfg)  # a bad value stops here, before the figure worker starts
-        worker, close_after = figure_worker.for_job(single, bool(cfg.tracking.log_figures))
+        run = validate(cfg)  # a bad value stops here, before the figure worker starts
+        worker, close_after = figure_worker.for_job(run, single)
         from src.runs.tracked_run import train_and_track
 
         hydra_cfg = HydraConfig.get()

@@ -17,6 +17,7 @@ the pending figures itself, so nothing is lost.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import pickle
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.engine.network import MLP
+from src.runs.config import RunConfig
+from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, TRAIN_LOSS_RUNNING
 from src.runs.datasets import Dataset
 from src.runs.snapshots import Snapshots
 
@@ -69,12 +72,17 @@ class FigureJob:
 class FigureWorker:
     """The parent's end: sends jobs, uploads finished figures to their runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, rehearsal: FigureJob | None = None) -> None:
+        """``rehearsal``: figures like the coming run's, drawn by the child and thrown away
+        while the parent is busy, so that the run's own reuse that layout (see ``rehearse``)."""
         self._child = subprocess.Popen(
             [sys.executable, "-m", "src.runs.figure_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         #: (client, run id, output directory, whether it is temporary, job) in the order they were sent
         self._pending: deque[tuple[MlflowClient, str, Path, bool, FigureJob]] = deque()
+        if rehearsal is not None:
+            pickle.dump((rehearsal, None), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
 
     def submit(self, client: MlflowClient, run_id: str, job: FigureJob, out_dir: Path | None = None) -> None:
         """Hand a run's figures to the child (or draw them here if it is gone); they go
@@ -125,14 +133,15 @@ class FigureWorker:
             _upload(client, run_id, out_dir, temporary)
 
 
-def for_job(single_run: bool, log_figures: bool) -> tuple[FigureWorker | None, bool]:
-    """``(worker, close it after the job)`` for a job: its own worker for a single run,
-    the shared one for a sweep whose jobs run in this process (the basic launcher), none
-    where jobs run in worker processes (their figures are drawn in place)."""
-    if not log_figures:
+def for_job(run: RunConfig, single_run: bool) -> tuple[FigureWorker | None, bool]:
+    """``(worker, close it after the job)`` for a job: its own worker for a single run
+    (rehearsing its figures), the shared one for a sweep whose jobs run in this process
+    (the basic launcher), none where jobs run in worker processes (their figures are
+    drawn in place)."""
+    if not run.tracking.log_figures:
         return None, False
     if single_run:
-        return FigureWorker(), True
+        return FigureWorker(rehearse(run)), True
     if _sweep_in_this_process:
         return shared(), False
     return None, False
@@ -184,6 +193,31 @@ def _warm_up() -> None:
     learning_curve({"train_loss": [1.0, 0.5], "train_accuracy": [0.5, 1.0]}, "warm-up").savefig(io.BytesIO())
 
 
+def rehearse(run: RunConfig) -> FigureJob | None:
+    """Figures laid out like a single run's: its data and untrained network, the metrics
+    its history will have, its threshold and planned snapshot epochs; None when its data
+    cannot be built (the run itself then says why)."""
+    from src.runs.build import assemble
+    from src.runs.config import ConfigError
+    from src.runs.snapshots import snapshot_epochs
+
+    try:
+        parts = assemble(run)
+    except ConfigError:
+        return None
+    t = run.trainer
+    names = [TRAIN_LOSS, TRAIN_ACCURACY] + ([TRAIN_LOSS_RUNNING] if t.batch_size is not None else [])
+    names += [TEST_LOSS, TEST_ACCURACY] if parts.data.has_test else []
+    snapshots = None
+    if run.tracking.evolution != "never":
+        epochs = snapshot_epochs(t.epochs, run.tracking.snapshots)
+        snapshots = Snapshots(
+            frozenset(epochs), epochs, [parts.net.params] * len(epochs), [parts.net.grads] * len(epochs)
+        )
+    history = {name: [1.0, 0.5] for name in names}
+    return FigureJob("rehearsal", history, parts.net.copy(), parts.data, t.loss_threshold, snapshots)
+
+
 def main() -> None:
     """The child: draw every job read from stdin; answer ``None`` or the error text."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -195,6 +229,10 @@ def main() -> None:
             job, out_dir = pickle.load(stdin)
         except EOFError:
             return
+        if out_dir is None:  # a rehearsal: drawn, thrown away, not answered
+            with tempfile.TemporaryDirectory() as scratch, contextlib.suppress(Exception):
+                job.draw(Path(scratch))
+            continue
         try:
             job.draw(Path(out_dir))
             answer = None

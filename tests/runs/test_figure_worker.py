@@ -50,3 +50,22 @@ def test_a_dead_worker_loses_no_figure(tracking_uri, jobs):
     worker.close()
     for run_id in run_ids:
         assert {a.path for a in client.list_artifacts(run_id)} == FIGURES
+
+
+def test_a_single_runs_worker_rehearses_its_figures_and_draws_the_run_alike(tracking_uri, jobs, compose_config):
+    from src.runs.figure_worker import rehearse
+    from src.runs.snapshots import snapshot_epochs
+
+    run = validate(compose_config("dataset=blobs3", "dataset.test_fraction=0.25", "trainer.epochs=30"))
+    rehearsal = rehearse(run)
+    assert (
+        set(rehearsal.history) == set(jobs[1].history) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+    )
+    assert rehearsal.snapshots.epochs == snapshot_epochs(30, run.tracking.snapshots)  # as planned
+    assert rehearsal.data.x_train.shape == jobs[1].data.x_train.shape
+    assert rehearse(validate(compose_config("tracking.evolution=never"))).snapshots is None
+    client, (run_id,) = _runs(tracking_uri, 1)
+    worker = FigureWorker(rehearsal)
+    worker.submit(client, run_id, jobs[1])
+    worker.close()
+    assert {a.path for a in client.list_artifacts(run_id)} == FIGURES
