@@ -201,8 +201,9 @@ class RunFigures:
     """The figures of a run. The three of every run are kept from one run to the next: a
     run whose figures have the same layout (test split or not, number of classes, number
     of points) updates the previous run's lines, points and boundary instead of building
-    figures and axes anew, which saves about 40% of the drawing time in a sweep. With
-    training snapshots, also the boundary's evolution, the weight distributions and one
+    figures and axes anew, which saves about 40% of the drawing time in a sweep (and a
+    single run's figures reuse its rehearsal's, ``src.runs.figure_worker``). With
+    training snapshots, also the boundary's evolution (kept alike), the weight distributions and one
     stepped image of the boundary per snapshot (``BOUNDARY_IMAGE_KEY``, step = epoch): the
     evolution's panels, cut out of its rendered pixels (260 pixels square; MLflow's UI
     shows stepped images at most 256 wide), so that no boundary is drawn twice."""
@@ -211,6 +212,8 @@ class RunFigures:
         self._curve: tuple[tuple, Figure] | None = None
         self._boundary: Figure | None = None
         self._prediction: tuple[tuple, Figure] | None = None
+        self._evolution: tuple[tuple, Figure] | None = None
+        self._distributions: tuple[tuple, Figure] | None = None
 
     def draw(
         self,
@@ -231,10 +234,22 @@ class RunFigures:
             PREDICTION_FILE: self._ground_truth_vs_prediction(data, predicted, title),
         }
         if snapshots is not None and len(snapshots.epochs) > 1:
-            drawn[WEIGHT_DISTRIBUTIONS_FILE] = weight_distributions(net, snapshots, title)
-            _evolution_and_stepped_images(boundary_evolution(net, data, snapshots, title), snapshots, out_dir)
+            drawn[WEIGHT_DISTRIBUTIONS_FILE] = self._weight_distributions(net, snapshots, title)
+            _evolution_and_stepped_images(self._boundary_evolution(net, data, snapshots, title), snapshots, out_dir)
         for filename, fig in drawn.items():
             fig.savefig(out_dir / filename, dpi=FIGURE_DPI, pil_kwargs=PNG_OPTIONS)
+
+    def _boundary_evolution(self, net: MLP, data: Dataset, snapshots: Snapshots, title: str) -> Figure:
+        key = (len(snapshots.epochs), data.n_classes, data.has_test)
+        kept = self._evolution[1] if self._evolution is not None and self._evolution[0] == key else None
+        self._evolution = (key, boundary_evolution(net, data, snapshots, title, fig=kept))
+        return self._evolution[1]
+
+    def _weight_distributions(self, net: MLP, snapshots: Snapshots, title: str) -> Figure:
+        key = tuple(net.sizes)
+        kept = self._distributions[1] if self._distributions is not None and self._distributions[0] == key else None
+        self._distributions = (key, weight_distributions(net, snapshots, title, fig=kept))
+        return self._distributions[1]
 
     def _learning_curve(self, history: dict[str, list[float]], title: str, threshold: float | None) -> Figure:
         key = (tuple(sorted(history)), threshold)
@@ -318,23 +333,29 @@ def _snapshot_net(net: MLP, params: np.ndarray) -> MLP:
     return twin
 
 
-def boundary_evolution(net: MLP, data: Dataset, snapshots: Snapshots, title: str = "", resolution: int = 80) -> Figure:
+def boundary_evolution(
+    net: MLP, data: Dataset, snapshots: Snapshots, title: str = "", resolution: int = 80, fig: Figure | None = None
+) -> Figure:
     """The decision boundary at every training snapshot (``src.runs.snapshots``), one
-    panel per snapshot epoch, in rows of four, with one class legend."""
+    panel per snapshot epoch, in rows of four, with one class legend. ``fig``: a figure
+    this function drew before for as many snapshots and the same classes and splits,
+    redrawn in place."""
     count = len(snapshots.epochs)
-    rows, cols = -(-count // 4), min(count, 4)
-    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + 0.7))
-    height = 2.6 * rows + 1.0
-    fig.set_figheight(height)
-    fig.subplots_adjust(left=0.03, right=0.99, bottom=0.5 / height, top=1 - 0.6 / height, hspace=0.25)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
-    for ax, epoch, params in zip(axes, snapshots.epochs, snapshots.params, strict=False):
+    if fig is None:
+        rows, cols = -(-count // 4), min(count, 4)
+        height = 2.6 * rows + 1.0
+        fig = Figure(figsize=(2.6 * cols, height))
+        fig.subplots_adjust(left=0.03, right=0.99, bottom=0.5 / height, top=1 - 0.6 / height, hspace=0.25)
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+        for ax in axes[count:]:
+            ax.set_axis_off()
+        handles = legend_handles(data.n_classes, data.has_test)
+        fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8, frameon=False)
+    for ax, epoch, params in zip(fig.axes, snapshots.epochs, snapshots.params, strict=False):
+        for artist in ax.collections:  # a previous run's boundary and points
+            artist.remove()
         draw_decision_boundary(ax, _snapshot_net(net, params), data, f"epoch {epoch}", resolution, legend=False)
         ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
-    for ax in axes[count:]:
-        ax.set_axis_off()
-    handles = legend_handles(data.n_classes, data.has_test)
-    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"{title}: decision boundary during training" if title else "Decision boundary during training")
     return fig
 
@@ -343,32 +364,34 @@ def boundary_evolution(net: MLP, data: Dataset, snapshots: Snapshots, title: str
 _BANDS = ((0, 100), (7, 93), (16, 84), (31, 69))
 
 
-def weight_distributions(net: MLP, snapshots: Snapshots, title: str = "") -> Figure:
+def weight_distributions(net: MLP, snapshots: Snapshots, title: str = "", fig: Figure | None = None) -> Figure:
     """Each layer's weights over training: the median and the 0-100, 7-93, 16-84 and
     31-69 percentile bands of ``W_i``'s entries at every snapshot epoch. The snapshots are
     log-spaced, so they are drawn evenly spaced, labelled with their epochs (a log axis
-    whose epoch 0 shows; fixed ticks cost a fraction of a symlog axis's)."""
+    whose epoch 0 shows; fixed ticks cost a fraction of a symlog axis's). ``fig``: a
+    figure this function drew before for the same layers, redrawn in place."""
     layers = [(name, where) for name, where, _ in net.layout if name.startswith("W")]
-    fig = Figure(figsize=(4 * len(layers), 3.6))
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.82, wspace=0.28)
+    if fig is None:
+        fig = Figure(figsize=(4 * len(layers), 3.6))
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.82, wspace=0.28)
+        for ax in np.atleast_1d(fig.subplots(1, len(layers), squeeze=False).ravel()):
+            ax.set(xlabel="epoch (log-spaced snapshots)", ylabel="weight")
+            ax.grid(alpha=0.3)
     epochs = np.asarray(snapshots.epochs)
     at = np.arange(len(epochs))
     ticks = np.unique(np.linspace(0, len(epochs) - 1, min(len(epochs), 6)).round().astype(int))
-    for ax, (name, where) in zip(
-        np.atleast_1d(fig.subplots(1, len(layers), squeeze=False).ravel()), layers, strict=True
-    ):
+    for ax, (name, where) in zip(fig.axes, layers, strict=True):
+        for artist in [*ax.collections, *ax.lines]:  # a previous run's bands and median
+            artist.remove()
         weights = np.stack([params[where] for params in snapshots.params])  # (snapshots, entries)
         for shade, (low, high) in enumerate(_BANDS):
             below, above = np.percentile(weights, [low, high], axis=1)
             ax.fill_between(at, below, above, color="C0", alpha=0.15 + 0.12 * shade, linewidth=0)
         ax.plot(at, np.median(weights, axis=1), color="C0", linewidth=1.2, label="median")
         ax.set_xticks(ticks, [str(epochs[i]) for i in ticks])
-        ax.set(
-            xlabel="epoch (log-spaced snapshots)",
-            ylabel="weight",
-            title=f"layer {name[1:]} weights ({weights.shape[1]})",
-        )
-        ax.grid(alpha=0.3)
+        ax.set_title(f"layer {name[1:]} weights ({weights.shape[1]})")
+        ax.relim()
+        ax.autoscale_view()
     fig.axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(
         f"{title}: weight distributions (bands: 0-100, 7-93, 16-84, 31-69th percentiles)"
