@@ -159,8 +159,8 @@ def bench_logging(trees: list[Tree], root: Path, epochs: int) -> list[str]:
         workdir = fresh_store(tree, root, f"logging-{tree.name}")
         tree.train(workdir, *overrides)
         uri = f"sqlite:///{workdir / 'mlflow.db'}"
-        (tracked_run,) = MlflowClient(uri).search_runs(
-            [MlflowClient(uri).get_experiment_by_name("backprop").experiment_id]
+        (tracked_run,) = MlflowClient(uri).search_runs(  # not the warm-up's one-epoch run
+            [MlflowClient(uri).get_experiment_by_name("backprop").experiment_id], f"metrics.epochs_run = {epochs}"
         )
         tracked = tracked_run.data.metrics["train_seconds"]
         print(f"logging {tree.name}: {epochs} epochs tracked {tracked:.2f} s, untracked {untracked:.2f} s")
