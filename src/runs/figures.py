@@ -205,8 +205,9 @@ class RunFigures:
     single run's figures reuse its rehearsal's, ``src.runs.figure_worker``). With
     training snapshots, also the boundary's evolution (kept alike), the weight distributions and one
     stepped image of the boundary per snapshot (``BOUNDARY_IMAGE_KEY``, step = epoch): the
-    evolution's panels, cut out of its rendered pixels (260 pixels square; MLflow's UI
-    shows stepped images at most 256 wide), so that no boundary is drawn twice."""
+    evolution's panels with their titles, cut out of its rendered pixels (about 220 by 245
+    pixels; MLflow's UI shows stepped images at most 256 wide), so that no boundary is
+    drawn twice."""
 
     def __init__(self) -> None:
         self._curve: tuple[tuple, Figure] | None = None
