@@ -27,7 +27,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.runs import compositions, figure_worker, interrupts
-from src.runs.config import CONF_DIR, ConfigError, validate
+from src.runs.config import CONF_DIR, ConfigError, RunConfig, validate
 from src.runs.contract import (
     PARENT_RUN_ENV,
     SWEEP_INTERRUPTED_FILE,
@@ -112,9 +112,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
     return run_job(cfg)
 
 
-def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
+def run_job(cfg: DictConfig, trained=None, run: RunConfig | None = None) -> dict[str, float]:
     """The body of a Hydra job: ``main``'s, or the stacked launcher's with the job's
-    ``trained`` stack result (``src.runs.loop.StackResult``).
+    ``trained`` stack result (``src.runs.loop.StackResult``) and its validated ``run``.
 
     An invalid config or a store that does not answer ends a single run with exit status
     1 and a one-line message; in a multirun it fails only that job, with one line (and
@@ -127,7 +127,7 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
     single = HydraConfig.get().mode != RunMode.MULTIRUN
     worker, close_after = None, False
     try:
-        run = validate(cfg)  # a bad value stops here, before the figure worker starts
+        run = run or validate(cfg)  # a bad value stops here, before the figure worker starts
         worker, close_after = figure_worker.for_job(run, single)
         from src.runs.tracked_run import train_and_track
 
@@ -135,7 +135,7 @@ def run_job(cfg: DictConfig, trained=None) -> dict[str, float]:
         if not single and trained is None and (Path(hydra_cfg.sweep.dir) / SWEEP_INTERRUPTED_FILE).exists():
             raise InvalidJob("not started: the sweep was interrupted")  # (a stack's jobs log what they reached)
         plan = None if single else read_plan(hydra_cfg.sweep.dir)
-        metrics = train_and_track(cfg, job_context(plan), worker, trained).final_metrics
+        metrics = train_and_track(run, job_context(plan), worker, trained).final_metrics
         if plan is not None:
             log.info("%s", plan.progress(hydra_cfg.job.num))
         return metrics

@@ -177,8 +177,8 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         log.info("\t#%d : %s", initial_job_idx + index, " ".join(filter_overrides(overrides)))
         if index in trained:
 
-            def task_function(cfg: DictConfig, result: StackResult = trained[index]) -> float:
-                return job_body(cfg, result)
+            def task_function(cfg: DictConfig, result: StackResult = trained[index], run=runs[index]) -> float:
+                return job_body(cfg, result, run)
 
         else:
             task_function = launcher.task_function

@@ -114,13 +114,13 @@ class RunSummary:
 
 
 def train_and_track(
-    cfg: DictConfig,
+    cfg: DictConfig | RunConfig,
     job: JobContext | None = None,
     figures: FigureWorker | None = None,
     trained: StackResult | None = None,
 ) -> RunSummary:
-    """Validate ``cfg`` and build the run (raising ``ConfigError`` before anything is
-    tracked), check the store (``StoreUnavailable`` before anything is tracked), then
+    """Validate ``cfg`` (unless it is a validated ``RunConfig``) and build the run (raising
+    ``ConfigError`` before anything is tracked), check the store (``StoreUnavailable`` before anything is tracked), then
     train and log.
 
     Local first: the config, then the history, weights, summary metrics and tags go to
@@ -136,7 +136,7 @@ def train_and_track(
     (``src.runs.stacked_launcher``); its history and parameters are logged as if it had
     trained here.
     """
-    run = validate(cfg)
+    run = cfg if isinstance(cfg, RunConfig) else validate(cfg)
     job = job or JobContext()
     parts = assemble(run)
     setting = config_name(run)
