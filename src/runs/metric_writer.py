@@ -2,8 +2,8 @@
 
 The training loop calls ``MetricWriter.add(epoch, metrics)`` after every epoch: a
 comparison, a timestamp and a list append, no MLflow call. A daemon thread sends the
-pending points every ``FLUSH_SECONDS`` (``src.runs.metric_store``, at most
-``MAX_METRICS_PER_BATCH`` points at a time), so the UI shows a long run's curves while
+pending points every ``FLUSH_SECONDS`` (``src.runs.metric_store``: one insert into a SQL
+store, requests of ``MAX_METRICS_PER_BATCH`` points to a server), so the UI shows a long run's curves while
 it trains, each point with the wall-clock time of its epoch. A point leaves the queue
 only once the store has accepted it. ``close()`` stops the thread and sends what is
 left; it is called however the run ends. A store that stops answering is retried, on
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from src.runs.metric_store import MAX_METRICS_PER_BATCH, log_metrics
+from src.runs.metric_store import log_metrics
 from src.runs.store import RETRY_SECONDS
 
 log = logging.getLogger(__name__)
@@ -106,18 +106,20 @@ class MetricWriter:
         return True
 
     def send(self) -> None:
-        """Send every pending point; a point is dropped from the queue only once sent."""
+        """Send every pending point; points leave the queue only once all are stored
+        (a store that failed part-way is sent them again: what it holds is skipped)."""
         with self._send_lock:
-            while self.pending:
-                taken, batch = 0, []
-                for epoch, timestamp, metrics in self.pending:
-                    if batch and len(batch) + len(metrics) > MAX_METRICS_PER_BATCH:
-                        break
-                    batch.extend(Metric(key, float(value), timestamp, epoch) for key, value in metrics.items())
-                    taken += 1
-                log_metrics(self.client, self.run_id, batch)
-                del self.pending[:taken]
-                self.sent_points += len(batch)
+            taken = len(self.pending)
+            if not taken:
+                return
+            batch = [
+                Metric(key, float(value), timestamp, epoch)
+                for epoch, timestamp, metrics in self.pending[:taken]
+                for key, value in metrics.items()
+            ]
+            log_metrics(self.client, self.run_id, batch)
+            del self.pending[:taken]
+            self.sent_points += len(batch)
 
     def close(self) -> bool:
         """Stop the thread, queue the last epoch run if the policy skipped it, send the
