@@ -202,7 +202,6 @@ class MlflowParentRun(Callback):
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        figure_worker.close_shared()
         self._finish("FINISHED")
 
     def _finish_at_exit(self) -> None:
@@ -261,8 +260,10 @@ class MlflowParentRun(Callback):
         log.warning("Sweep interrupted (%s): %d of %d jobs never started", interrupts.received(), len(missing), count)
 
     def _finish(self, status: str) -> None:
-        """Write the sweep's report on the parent (``src.runs.sweep_report``), print its
-        ranked table and where to look, and close the parent with ``status``."""
+        """Write the sweep's report on the parent (``src.runs.sweep_report``) and print its
+        ranked table and where to look, while the figure worker finishes the last jobs'
+        figures (the report reads no figure); wait for those, then close the parent with
+        ``status``."""
         if self.parent_run_id is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
@@ -279,6 +280,7 @@ class MlflowParentRun(Callback):
         except Exception as err:  # the children are whole; only the summary is missing
             log.warning("the sweep's report could not be written: %s: %s", type(err).__name__, err)
         finally:
+            figure_worker.close_shared()
             self.client.set_terminated(parent_run_id, status)
 
 

@@ -105,12 +105,14 @@ def test_metrics_are_sent_in_batches(compose_config, tracking_uri, monkeypatch):
     train_and_track(compose_config("trainer.epochs=1000", "trainer.loss_threshold=null", "optimizer.lr=0.01"))
     metric_calls = [n for n in calls if n]
     # 1000 epochs: the first 250, every 3rd after them and the last, 501 points of
-    # (train_loss, train_accuracy), in one insert (the run ends before the writer's first
-    # tick); then the seven summary metrics (epochs, updates and examples run, seconds, the
-    # tail's loss drop, the final loss and accuracy) and 3 layers x 5 statistics at the 12
-    # snapshots in one.
+    # (train_loss, train_accuracy), in one insert at the end, or two when the writer's
+    # one-second tick comes first (it takes what is pending; the last epoch is queued at
+    # the end); then the seven summary metrics (epochs, updates and examples run, seconds,
+    # the tail's loss drop, the final loss and accuracy) and 3 layers x 5 statistics at
+    # the 12 snapshots in one.
     assert resolution_stride(1000) == 3
-    assert metric_calls == [2 * 501, 7 + 3 * 5 * 12]
+    *per_epoch, summary = metric_calls
+    assert sum(per_epoch) == 2 * 501 and len(per_epoch) <= 2 and summary == 7 + 3 * 5 * 12
     run = _only_run(MlflowClient(tracking_uri))
     assert len(MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "train_loss")) == 501
 
