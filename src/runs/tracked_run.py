@@ -119,9 +119,9 @@ def train_and_track(
     figures: FigureWorker | None = None,
     trained: StackResult | None = None,
 ) -> RunSummary:
-    """Validate ``cfg`` (unless it is a validated ``RunConfig``) and build the run (raising
-    ``ConfigError`` before anything is tracked), check the store (``StoreUnavailable`` before anything is tracked), then
-    train and log.
+    """Validate ``cfg`` (unless it is a validated ``RunConfig``) and build the run
+    (raising ``ConfigError`` before anything is tracked), check the store
+    (``StoreUnavailable`` before anything is tracked), then train and log.
 
     Local first: the config, then the history, weights, summary metrics and tags go to
     the job directory (``src.runs.job_dir``) before the store is asked for them. Store
