@@ -110,13 +110,13 @@ def _deriving(load_sweep_config):
         if kept is not None:
             return kept
         shape, parsed, values = _shape(self, master_config, sweep_overrides)
-        template = _templates.get(shape)
-        if template is not None and template[0] is master_config:
+        template = _templates.get(shape)  # the shape holds the master's id, and the template the master
+        if template is not None:
             derived = _derived(template[1], master_config, parsed, values)
             if derived is not None:
                 return derived
         config = load_sweep_config(self, master_config, sweep_overrides)
-        if template is None or template[0] is not master_config:
+        if template is None:
             for stale in [k for k, (master, _) in _templates.items() if master is not master_config]:
                 del _templates[stale]  # one sweep's templates at a time
             try:

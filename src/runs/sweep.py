@@ -280,8 +280,10 @@ class MlflowParentRun(Callback):
         except Exception as err:  # the children are whole; only the summary is missing
             log.warning("the sweep's report could not be written: %s: %s", type(err).__name__, err)
         finally:
-            figure_worker.close_shared()
-            self.client.set_terminated(parent_run_id, status)
+            try:
+                figure_worker.close_shared()
+            finally:
+                self.client.set_terminated(parent_run_id, status)
 
 
 def fix_identity(config: DictConfig, sweep_dir: Path, parent_run_id: str) -> None:
