@@ -1,29 +1,24 @@
-"""Each job of a sweep composed once, and most of them derived instead of composed.
+"""Sweep jobs derived from one composition per shape instead of composed one by one.
 
 Hydra's sweepers compose every job of a batch to check it before launching it
 (``Sweeper.validate_batch_is_legal``), and a launcher that runs the jobs in this process
 (the basic one, ``hydra/launcher=stacked``) then composes each job again. A composition
 reads and merges every config file of the defaults list: about 60 ms a job.
 
-``install()`` patches both:
-
-* **Kept checks.** The check keeps its compositions, keyed by the config loader, the
-  sweep's master config and the job's overrides, and the loader's ``load_sweep_config``
-  hands a kept one over (once) instead of composing it again. Launchers that compose in
-  their workers (joblib, submitit) keep nothing, so their parent holds no configs.
-* **Derived jobs.** A job's overrides split into *plain values* (``key=value``: no
-  ``+``/``~`` prefix, no package, not a config group, not under ``hydra``, and a value
-  that is neither a list nor a dict) and the rest. The first job of each shape (the rest's
-  overrides and the plain values' keys, under one master config) is composed by Hydra and
-  kept pickled as a template; a later job of that shape is the template unpickled (under
-  a millisecond), its plain values set as Hydra sets them
-  (``ConfigLoaderImpl._apply_overrides_to_config``), and the fields Hydra derives from
-  the overrides (``hydra.overrides.task``, ``hydra.job.override_dirname``,
-  ``hydra.runtime.cwd``) and the master's resolver cache set again. Its keys are the
-  template's, so every value the template's job set is replaced. A job whose values
-  cannot be set that way (an unknown key, a wrong type) is composed by Hydra, which
-  reports it as it always does. ``tests/runs/test_compositions.py`` checks that derived
-  and composed configs are equal, node types and flags included.
+``install()`` patches the loader's ``load_sweep_config``, which both call. A job's
+overrides split into *plain values* (``key=value``: no ``+``/``~`` prefix, no package,
+not a config group, not under ``hydra``, and a value that is neither a list nor a dict)
+and the rest. The first job of each shape (the rest's overrides and the plain values'
+keys, under one master config) is composed by Hydra and kept pickled as a template;
+every later load of that shape (the check's other jobs, then the launcher's) is the
+template unpickled (under a millisecond), its plain values set as Hydra sets them
+(``ConfigLoaderImpl._apply_overrides_to_config``), and the fields Hydra derives from the
+overrides (``hydra.overrides.task``, ``hydra.job.override_dirname``,
+``hydra.runtime.cwd``) and the master's resolver cache set again: 2 ms a job. Its keys
+are the template's, so every value the template's job set is replaced. A job whose
+values cannot be set that way (an unknown key, a wrong type) is composed by Hydra, which
+reports it as it always does. ``tests/runs/test_compositions.py`` checks that derived
+and composed configs are equal, node types and flags included.
 """
 
 from __future__ import annotations
@@ -37,14 +32,9 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_d
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
-from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-#: Launchers that compose each job in this process (by class name).
-IN_PROCESS_LAUNCHERS = frozenset({"BasicLauncher", "StackedLauncher"})
-#: (id of the loader, id of the master config, the job's overrides) -> its composed config
-_kept: dict[tuple[int, int, tuple[str, ...]], DictConfig] = {}
 #: a job's shape (see ``_shape``) -> (its master config, the pickled composition of its first
 #: job); the master is held so that its id is not reused while its templates live
 _templates: dict[tuple, tuple[DictConfig, bytes]] = {}
@@ -106,9 +96,6 @@ def _derived(template: bytes, master: DictConfig, parsed: list[Override], values
 def _deriving(load_sweep_config):
     @functools.wraps(load_sweep_config)
     def load(self: ConfigLoaderImpl, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        kept = _kept.pop((id(self), id(master_config), tuple(sweep_overrides)), None)
-        if kept is not None:
-            return kept
         shape, parsed, values = _shape(self, master_config, sweep_overrides)
         template = _templates.get(shape)  # the shape holds the master's id, and the template the master
         if template is not None:
@@ -128,23 +115,8 @@ def _deriving(load_sweep_config):
     return load
 
 
-def _keeping_checks(validate):
-    @functools.wraps(validate)
-    def checked(self: Sweeper, batch: Sequence[Sequence[str]]) -> None:
-        launcher = getattr(self, "launcher", None)
-        if type(launcher).__name__ not in IN_PROCESS_LAUNCHERS:
-            return validate(self, batch)
-        loader = self.hydra_context.config_loader
-        for overrides in batch:
-            config = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
-            _kept[(id(loader), id(self.config), tuple(overrides))] = config
-
-    return checked
-
-
 def install() -> None:
-    """Patch Hydra's sweeper check and config loader (once per process)."""
-    if not getattr(Sweeper.validate_batch_is_legal, "keeps_compositions", False):
-        Sweeper.validate_batch_is_legal = _keeping_checks(Sweeper.validate_batch_is_legal)
-        Sweeper.validate_batch_is_legal.keeps_compositions = True
+    """Patch Hydra's config loader (once per process)."""
+    if not getattr(ConfigLoaderImpl.load_sweep_config, "derives_jobs", False):
         ConfigLoaderImpl.load_sweep_config = _deriving(ConfigLoaderImpl.load_sweep_config)
+        ConfigLoaderImpl.load_sweep_config.derives_jobs = True

@@ -4,10 +4,10 @@ The training loop calls ``MetricWriter.add(epoch, metrics)`` after every epoch: 
 comparison, a timestamp and a list append, no MLflow call. A daemon thread sends the
 pending points every ``FLUSH_SECONDS`` (``src.runs.metric_store``: one insert into a
 SQL store, requests of ``MAX_METRICS_PER_BATCH`` points to a server), so the UI shows a
-long run's curves while it trains, each point with the wall-clock time of its epoch. A point leaves the queue
-only once the store has accepted it. ``close()`` stops the thread and sends what is
-left; it is called however the run ends. A store that stops answering is retried, on
-every tick and then by ``close()``, until it has failed for ``outage_seconds``
+long run's curves while it trains, each point with the wall-clock time of its epoch. A
+point leaves the queue only once the store has accepted it. ``close()`` stops the thread
+and sends what is left; it is called however the run ends. A store that stops answering
+is retried, on every tick and then by ``close()``, until it has failed for ``outage_seconds``
 (``tracking.outage_wait``): then ``close()`` gives up and returns False, the points
 still in ``pending``. Every epoch added is also kept in ``points`` (the run's local
 history, ``src.runs.job_dir``), whatever the store did.

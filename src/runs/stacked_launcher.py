@@ -1,8 +1,8 @@
 """Stacked sweeps (``hydra/launcher=stacked``): a sweep's jobs that share a network
 shape, dataset size and batch schedule train as one computation.
 
-``launch`` takes every job's config (composed once: ``src.runs.compositions``), validates it,
-groups the stackable jobs by ``stack_key`` and trains each group with
+``launch`` takes every job's config (most of them derived: ``src.runs.compositions``),
+validates it, groups the stackable jobs by ``stack_key`` and trains each group with
 ``src.runs.loop.fit_stacked`` on a ``StackedMLP``: parameters (m, fan_in, fan_out),
 batched products, and per-job learning rates, optimizer hyperparameters, seeds (initial
 weights and data) and early stops.

@@ -1,5 +1,5 @@
-"""Each sweep job is composed once: the sweeper's check keeps its compositions for a
-launcher that composes in this process, and none for one that composes in its workers."""
+"""Each shape of sweep job is composed once: the sweeper's check and the launcher derive
+every other job from that composition, equal to Hydra's own node by node."""
 
 import pytest
 from hydra import initialize_config_dir
@@ -11,22 +11,18 @@ from src.runs import compositions
 from src.runs.config import CONF_DIR
 
 
-class Launcher:
-    """Stands for a launcher class of the given name (only its name is read)."""
-
-
 class Sweeper:
-    def __init__(self, loader, config, launcher_name: str):
+    """Stands for a sweeper: Hydra's check reads only its config loader and master config."""
+
+    def __init__(self, loader, config):
         self.hydra_context = type("Context", (), {"config_loader": loader})()
         self.config = config
-        self.launcher = type(launcher_name, (Launcher,), {})()
 
     def validate_batch_is_legal(self, batch):
-        return HydraSweeper.validate_batch_is_legal(self, batch)  # as patched by ``install``
+        return HydraSweeper.validate_batch_is_legal(self, batch)
 
 
-@pytest.mark.parametrize(("launcher", "kept"), [("BasicLauncher", True), ("JoblibLauncher", False)])
-def test_the_launcher_takes_the_compositions_the_sweeper_made_to_check_the_jobs(monkeypatch, launcher, kept):
+def test_the_sweepers_check_and_the_launcher_compose_each_shape_once(monkeypatch):
     compositions.install()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
@@ -36,14 +32,13 @@ def test_the_launcher_takes_the_compositions_the_sweeper_made_to_check_the_jobs(
         monkeypatch.setattr(
             type(loader), "load_configuration", lambda self, *a, **k: composed.append(a) or original(self, *a, **k)
         )
-        Sweeper(loader, master, launcher).validate_batch_is_legal([["optimizer=sgd"], ["optimizer=adam"]])
+        Sweeper(loader, master).validate_batch_is_legal([["optimizer=sgd"], ["optimizer=adam"]])
         assert len(composed) == 2  # two config groups: neither job is derived from the other
-        assert len(compositions._kept) == (2 if kept else 0)
         first = loader.load_sweep_config(master, ["optimizer=sgd"])
         second = loader.load_sweep_config(master, ["optimizer=adam"])
         assert (first.optimizer.name, second.optimizer.name) == ("sgd", "adam")
-        assert not compositions._kept and len(composed) == 2  # kept ones handed over, or derived
-        again = loader.load_sweep_config(master, ["optimizer=sgd"])  # a kept composition is handed over once
+        assert len(composed) == 2  # the launcher's loads are derived from the check's compositions
+        again = loader.load_sweep_config(master, ["optimizer=sgd"])
         assert again is not first and again == first and len(composed) == 2
 
 
