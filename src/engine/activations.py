@@ -42,14 +42,14 @@ class Activation:
 
 class Sigmoid(Activation):
     """Logistic function ``1 / (1 + exp(-z))``, the formula of ``scipy.special.expit`` and
-    PyTorch; for very negative ``z`` ``exp(-z)`` overflows to inf and ``a`` is exactly 0."""
+    PyTorch; for very negative ``z`` ``exp(-z)`` overflows to inf and ``a`` is exactly 0
+    (callers run it under ``np.errstate(over="ignore")``, once per pass, not per call)."""
 
     name = "sigmoid"
 
     def forward(self, z, out=None):
-        with np.errstate(over="ignore"):
-            e = np.negative(z, out=out)
-            np.exp(e, out=e)
+        e = np.negative(z, out=out)
+        np.exp(e, out=e)
         e += 1.0
         return np.divide(1.0, e, out=e)
 

@@ -113,32 +113,51 @@ class MLP:
     def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Return ``(zs, activations)``: ``zs[i]`` is layer i's pre-activation and
         ``activations[i]`` its input (``activations[0] = x``, ``activations[-1]`` the output)."""
-        return self._forward(x, None)
-
-    def _forward(self, x: np.ndarray, workspace) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        zs, activations = [], [x]
-        a = x
-        for i in range(self.n_layers):
-            z = np.matmul(a, self.weights[i], out=None if workspace is None else workspace[0][i])
-            if self.bias:
-                z += self.biases[i]
-            a = self.activations[i].forward(z, out=None if workspace is None else workspace[1][i])
-            zs.append(z)
-            activations.append(a)
+        zs, activations, a = [], [x], x
+        with np.errstate(over="ignore"):  # a sigmoid of z < -709 is exactly 0
+            for i, (weight, activation) in enumerate(zip(self.weights, self.activations, strict=True)):
+                z = a @ weight
+                if self.bias:
+                    z += self.biases[i]
+                a = activation.forward(z)
+                zs.append(z)
+                activations.append(a)
         return zs, activations
 
-    def _workspace(self, rows: int):
-        """Buffers for batches of ``rows`` rows (made on first use): ``z_i`` and ``a_{i+1}``
-        per layer, the upstream gradient and ``delta`` per hidden layer, a vector of ones."""
+    def _workspace(self, rows: int) -> tuple[list, list, tuple, np.ndarray]:
+        """The training pass for batches of ``rows`` rows (made on first use): buffers for
+        ``z_i`` and ``a_{i+1}`` per layer, for the upstream gradient, ``delta`` and a
+        contiguous ``W_i^T`` per hidden layer, a vector of ones; bound, layer by layer, to
+        the parameter and gradient views as the ``forward`` and ``backward`` steps use
+        them. Returns ``(forward steps, backward steps of layers L-1..1, layer 0's
+        gradient views, ones)``."""
         if rows not in self._workspaces:
             widths = self.sizes[1:]
-            self._workspaces[rows] = (
-                [np.empty((rows, w), self.dtype) for w in widths],
-                [np.empty((rows, w), self.dtype) for w in widths],
-                [np.empty((rows, w), self.dtype) for w in widths[:-1]],
-                [np.empty((rows, w), self.dtype) for w in widths[:-1]],
-                np.ones(rows, self.dtype),
-            )
+            zs = [np.empty((rows, w), self.dtype) for w in widths]
+            outs = [np.empty((rows, w), self.dtype) for w in widths]
+            biases = self.biases or [None] * self.n_layers
+            bias_grads = self.bias_grads or [None] * self.n_layers
+            forward = list(zip(self.weights, biases, self.activations, zs, outs, strict=True))
+            backward = []
+            for i in range(self.n_layers - 1, 0, -1):
+                weight = self.weights[i]
+                single = weight.shape[1] == 1  # delta @ W^T is then the broadcast product it is
+                backward.append(
+                    (
+                        i,
+                        self.weight_grads[i],
+                        bias_grads[i],
+                        weight.T if single else None,
+                        None if single else np.empty(weight.T.shape, self.dtype),
+                        weight,
+                        np.empty((rows, weight.shape[0]), self.dtype),  # delta_i @ W_i^T
+                        self.activations[i - 1],
+                        zs[i - 1],
+                        np.empty((rows, weight.shape[0]), self.dtype),  # delta_{i-1}
+                    )
+                )
+            first = (self.weight_grads[0], bias_grads[0])
+            self._workspaces[rows] = (forward, backward, first, np.ones(rows, self.dtype))
         return self._workspaces[rows]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -150,23 +169,33 @@ class MLP:
 
         ``x``: (n, n_in), ``y``: (n, n_out) targets. Returns ``(loss value, output)``; the
         output (n, n_out) is a training buffer, overwritten by the next training pass.
+        Training runs under the trainer's ``np.errstate`` (a sigmoid of z < -709 overflows
+        to exactly 0; ``src.runs.loop.fit`` ignores that overflow).
         """
-        workspace = self._workspace(len(x))
-        _, _, upstreams, deltas, ones = workspace
-        zs, activations = self._forward(x, workspace)
-        output = activations[-1]
-        delta = loss.grad_z(zs[-1], output, y, self.activations[-1])
-        for i in range(self.n_layers - 1, -1, -1):
-            np.matmul(activations[i].T, delta, out=self.weight_grads[i])
-            if self.bias:
-                np.matmul(ones, delta, out=self.bias_grads[i])
-            if i > 0:
-                if delta.shape[1] == 1:
-                    upstream = np.multiply(delta, self.weights[i].T, out=upstreams[i - 1])
-                else:  # a contiguous W^T: the same product, faster than through the transposed view
-                    upstream = np.matmul(delta, np.ascontiguousarray(self.weights[i].T), out=upstreams[i - 1])
-                delta = self.activations[i - 1].backward(upstream, zs[i - 1], activations[i], out=deltas[i - 1])
-        return loss.value(zs[-1], output, y), output
+        forward, backward, (weight_grad, bias_grad), ones = self._workspace(len(x))
+        a, activations = x, [x]
+        for weight, bias, activation, z, out in forward:
+            np.matmul(a, weight, out=z)
+            if bias is not None:
+                np.add(z, bias, out=z)
+            a = activation.forward(z, out=out)  # ``out`` or an array of its own
+            activations.append(a)
+        delta = loss.grad_z(z, a, y, self.activations[-1])
+        for i, w_grad, b_grad, w_row, w_t, weight, upstream, activation, z_in, out in backward:
+            a_in = activations[i]
+            np.matmul(a_in.T, delta, out=w_grad)
+            if b_grad is not None:
+                np.matmul(ones, delta, out=b_grad)
+            if w_row is not None:
+                np.multiply(delta, w_row, out=upstream)
+            else:  # through a contiguous W^T: the same product, faster than through the view
+                np.copyto(w_t, weight.T)
+                np.matmul(delta, w_t, out=upstream)
+            delta = activation.backward(upstream, z_in, a_in, out=out)
+        np.matmul(x.T, delta, out=weight_grad)
+        if bias_grad is not None:
+            np.matmul(ones, delta, out=bias_grad)
+        return loss.value(z, a, y), a
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters as ``{"W0": (fan_in, fan_out), "b0": (fan_out,), ...}``."""

@@ -133,6 +133,7 @@ def fit(
     watch = ThresholdWatch(loss_threshold, threshold_patience)
     start = time.perf_counter()
 
+    history, has_test, running = result.history, data.has_test, None
     with np.errstate(over="ignore", invalid="ignore"):
         if step == n:  # the initial weights' loss and the first update's gradient
             train_loss, output = objective.value_and_gradient(net, x, targets)
@@ -141,7 +142,6 @@ def fit(
         for epoch in range(1, epochs + 1):
             if result.diverged:
                 break
-            metrics = {}
             if step == n:  # one update; the next gradient's forward pass evaluates it
                 optimizer.step()
                 train_loss, output = objective.value_and_gradient(net, x, targets)
@@ -162,16 +162,20 @@ def fit(
                     loss_sum += batch_loss * len(yb)
                 if result.diverged:
                     break
-                metrics[TRAIN_LOSS_RUNNING] = loss_sum / n
+                running = loss_sum / n
                 train_loss, output = objective.value(net, x, targets)
             if not math.isfinite(train_loss):
                 result.diverged = True
                 break
-            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACCURACY: count_correct(output, labels) / n, **metrics}
-            if data.has_test:
+            metrics = {TRAIN_LOSS: train_loss, TRAIN_ACCURACY: count_correct(output, labels) / n}
+            if running is not None:
+                metrics[TRAIN_LOSS_RUNNING] = running
+            if has_test:
                 metrics[TEST_LOSS], metrics[TEST_ACCURACY] = evaluate(net, objective, x_test, data.y_test)
+            if not history:
+                history.update((name, []) for name in metrics)
             for name, value in metrics.items():
-                result.history.setdefault(name, []).append(value)
+                history[name].append(value)
             result.epochs_run = epoch
             snapshots.take(epoch, net.params, net.grads)
             raise_if_received()

@@ -88,7 +88,8 @@ def test_sigmoid_and_bce_are_finite_for_huge_logits():
     y = np.array([[1.0], [0.0], [1.0], [1.0], [0.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        a = get_activation("sigmoid", 0.01).forward(z)
+        with np.errstate(over="ignore"):  # as the passes that run it ignore exp's overflow
+            a = get_activation("sigmoid", 0.01).forward(z)
         bce = get_loss("bce")
         value = bce.value(z, a, y)
         grad = bce.grad_z(z, a, y, get_activation("sigmoid", 0.01))
@@ -96,6 +97,22 @@ def test_sigmoid_and_bce_are_finite_for_huge_logits():
     # The two confidently wrong points cost 1000 each; the others log(2) and ~0.
     assert value == pytest.approx((1000 + 1000 + np.log(2) + 2 * np.log1p(np.exp(-40.0))) / 5)
     assert np.all(np.isfinite(grad))
+
+
+def test_a_network_with_huge_logits_predicts_and_trains_without_warnings(make_network):
+    """The sigmoid's overflow is ignored once per pass: by ``forward`` itself, and by the
+    training loop around ``loss_and_gradient``."""
+    net = make_network([2, 3, 1], "relu", "sigmoid")
+    net.params[:] = 300.0
+    net.weights[-1][:], net.biases[-1][:] = -300.0, -300.0  # the first row's logit: about -2.4e6
+    x = np.array([[4.0, 4.0], [-4.0, -4.0], [1.0, -1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output = net.predict(x)
+        with np.errstate(over="ignore"):
+            value, trained = net.loss_and_gradient(x, np.ones((3, 1)), get_loss("bce"))
+    assert output[0, 0] == 0.0 and np.array_equal(trained, output)
+    assert np.isfinite(value) and np.all(np.isfinite(net.grads))
 
 
 def test_softmax_cross_entropy_is_finite_for_huge_logits():
