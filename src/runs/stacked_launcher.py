@@ -42,6 +42,7 @@ from src.runs.build import assemble
 from src.runs.config import ConfigError, RunConfig, validate
 from src.runs.loop import StackResult, fit_stacked
 from src.runs.snapshots import snapshot_epochs
+from src.runs.sweep import pace_from_now
 
 log = logging.getLogger(__name__)
 #: Optimizer fields that must be equal across a stack (they decide buffers or are raised to powers).
@@ -169,7 +170,8 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             log.warning("\tstack of %d interrupted: jobs %s", len(members), [initial_job_idx + i for i in members])
             break
         log.info("\tstack of %d trained: jobs %s", len(members), [initial_job_idx + i for i in members])
-
+    if stacks:
+        pace_from_now(config.hydra.sweep.dir)  # the stacks' training is behind every job
     returns = []
     for index, (overrides, sweep_config) in enumerate(zip(job_overrides, sweep_configs, strict=True)):
         if interrupted and index not in trained:

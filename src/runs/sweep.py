@@ -62,7 +62,7 @@ from src.runs.contract import (
 )
 from src.runs.store import StoreUnavailable, check_store, one_line
 from src.runs.sweep_check import check_sweep
-from src.runs.tracking import git_tags, open_experiment, process_tags, resolve_tracking_uri, sweep_name
+from src.runs.tracking import context_tags, git_tags, open_experiment, process_tags, resolve_tracking_uri, sweep_name
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +79,37 @@ OmegaConf.register_new_resolver("launch_id", launch_id, replace=True)
 @dataclass(frozen=True)
 class SweepPlan:
     """What every job of a sweep knows about it: the keys it varies, its job count (None
-    when it is not known in advance) and when it started (seconds since the epoch)."""
+    when it is not known in advance), when it started and when its jobs' own work began
+    (seconds since the epoch): a stacked launcher trains its stacks before the first
+    job's bookkeeping, and the jobs' pace is measured from then on."""
 
     swept: list[str] = field(default_factory=list)
     jobs: int | None = None
     started: float = 0.0
+    paced_from: float | None = None
 
     def progress(self, job_num: int) -> str:
-        """``job 3/16, sweep 12 s in, about 52 s left`` after job ``job_num`` (0-based)."""
-        done, elapsed = job_num + 1, time.time() - self.started
+        """``job 3/16, sweep 12 s in, about 52 s left`` after job ``job_num`` (0-based): the
+        jobs left at the mean pace of the jobs done."""
+        done, now = job_num + 1, time.time()
+        elapsed = now - self.started
         if not self.jobs:
             return f"job {done}, sweep {elapsed:.0f} s in"
-        left = elapsed / done * max(self.jobs - done, 0)
+        left = (now - (self.paced_from or self.started)) / done * max(self.jobs - done, 0)
         return f"job {done}/{self.jobs}, sweep {elapsed:.0f} s in, about {left:.0f} s left"
 
 
 def read_plan(sweep_dir: str | Path) -> SweepPlan:
     path = Path(sweep_dir) / SWEEP_PLAN_FILE
     return SweepPlan(**yaml.safe_load(path.read_text())) if path.exists() else SweepPlan()
+
+
+def pace_from_now(sweep_dir: str | Path) -> None:
+    """Record in the sweep's plan (when it has one) that its jobs' own work begins now."""
+    path = Path(sweep_dir) / SWEEP_PLAN_FILE
+    if path.exists():
+        plan = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**plan, "paced_from": time.time()}))
 
 
 def _parsed_overrides(config: DictConfig) -> list:
@@ -179,6 +192,7 @@ class MlflowParentRun(Callback):
                 experiment_id,
                 run_name=sweep_name(swept, jobs, sweep_dir.name),
                 tags={
+                    **context_tags(),
                     **git_tags(),
                     **process_tags(),
                     TAG_SWEEP_DIR: str(sweep_dir),

@@ -68,6 +68,8 @@ def test_the_readme_sweep_names_its_children_by_optimizer(tmp_path, train_cli, s
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, (parent,), children = sweep_runs()
     assert parent.info.run_name == "optimizer (4 jobs) 14-19-12"
+    for run in (parent, *children):  # who and what started it, in the UI's "Created by" and "Source"
+        assert run.data.tags["mlflow.source.name"].endswith("train.py") and run.data.tags["mlflow.user"]
     description = parent.data.tags["mlflow.note.content"]
     assert description.startswith("python -m src.train -m hydra.sweep.dir=")
     assert description.endswith(

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from src.runs.build import assemble
@@ -108,6 +109,8 @@ def _sweep(tmp_path, launcher):
 def test_the_stacked_launcher_logs_what_the_basic_launcher_logs(tmp_path):
     stacked_client, proc, (parent,), children = _sweep(tmp_path, "stacked")
     assert "6 in 1 stack(s) of [6], 6 on their own" in proc.stderr + proc.stdout
+    plan = yaml.safe_load((tmp_path / "stacked" / "sweep" / "sweep_plan.yaml").read_text())
+    assert plan["started"] < plan["paced_from"] < parent.info.end_time / 1000  # the time left counts from there
     basic_client, _, _, basic_children = _sweep(tmp_path, "basic")
     key = lambda r: r.data.tags["hydra_overrides"]  # noqa: E731
     assert len(children) == len(basic_children) == 12

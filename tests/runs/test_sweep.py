@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 from src.engine.encoding import predict_labels
 from src.runs.build import build_dataset, load_network
 from src.runs.config import validate
+from src.runs.sweep import SweepPlan
 
 REPO = Path(__file__).resolve().parents[2]
 FIGURES = {"learning_curve.png", "decision_boundary.png", "ground_truth_vs_prediction.png"}
@@ -150,3 +152,12 @@ def test_logged_pyfunc_model_predicts_in_a_fresh_process(compose_config, tmp_pat
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
     accuracy = np.mean(probabilities.argmax(axis=1) == data.y_train)
     assert accuracy == summary.final_metrics["final_train_accuracy"]
+
+
+def test_the_time_left_is_paced_by_the_jobs_done_since_their_own_work_began():
+    now = time.time()
+    assert SweepPlan(jobs=64, started=now - 100).progress(0).endswith("about 6300 s left")
+    # a stacked launcher trained every job's network in the first 98 s
+    paced = SweepPlan(jobs=64, started=now - 100, paced_from=now - 2).progress(0)
+    assert paced == "job 1/64, sweep 100 s in, about 126 s left"
+    assert SweepPlan(started=now - 5).progress(2) == "job 3, sweep 5 s in"
