@@ -54,9 +54,10 @@ TAG_SWEEP_DIR = "sweep_dir"
 TAG_JOB_NUM = "job_num"
 TAG_OVERRIDES = "hydra_overrides"
 TAG_OUTPUT_DIR = "output_dir"
-#: MLflow's own code-version tag, also set where MLflow cannot trace a run to a script
-#: (sweep parents, jobs in worker processes).
+#: MLflow's own code-version tags, set from the working directory's checkout
+#: (``src.runs.tracking.git_tags``) on every run, sweep parents and worker jobs alike.
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_GIT_BRANCH = "mlflow.source.git.branch"
 TAG_GIT_DIRTY = "git_dirty"
 TAG_DIVERGED = "diverged"  #: "true" when the loss became non-finite
 TAG_REACHED_THRESHOLD = "reached_threshold"

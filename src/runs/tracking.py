@@ -23,12 +23,13 @@ import gc
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs.config import MAX_RUN_NAME
-from src.runs.contract import PARAM_SEED, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HOST, TAG_PID
+from src.runs.contract import PARAM_SEED, TAG_GIT_BRANCH, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HOST, TAG_PID
 from src.runs.interrupts import deferred
 
 if TYPE_CHECKING:
@@ -154,26 +155,36 @@ def _cut(part: str, limit: int = MAX_RUN_NAME // 3) -> str:
 
 @functools.cache
 def git_tags() -> dict[str, str]:
-    """The commit (and whether the tree is dirty) of the working directory, when it is a
-    git checkout; asked once per process (a sweep's jobs share their code)."""
+    """The commit, branch (unless detached) and whether the tree is dirty, of the working
+    directory when it is a git checkout; asked once per process (a sweep's jobs share
+    their code)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return {}
-    if commit.returncode != 0:
+    if head.returncode != 0:
         return {}
-    return {TAG_GIT_COMMIT: commit.stdout.strip(), TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
+    commit, branch = head.stdout.split()
+    tags = {TAG_GIT_COMMIT: commit, TAG_GIT_DIRTY: str(bool(status.stdout.strip())).lower()}
+    return tags if branch == "HEAD" else {**tags, TAG_GIT_BRANCH: branch}
 
 
 @functools.cache
 def context_tags() -> dict[str, str]:
-    """MLflow's own tags of a run started by this process (its source, user and git
-    commit, from ``mlflow.tracking.context``), resolved once per process: every provider
-    asks again each time (GitPython's look-up of the repository among them)."""
+    """MLflow's own tags of a run started by this process (its source and user, from
+    ``mlflow.tracking.context``), resolved once per process: every provider asks again
+    each time. Git's come from ``git_tags`` (MLflow's provider loads GitPython to find
+    them), and outside IPython the notebook provider, which would import IPython to find
+    out, is skipped."""
     from mlflow.tracking.context import registry
+    from mlflow.tracking.context.git_context import GitRunContext
+    from mlflow.tracking.context.jupyter_notebook_context import JupyterNotebookRunContext
 
-    return registry.resolve_tags()
+    ignore = [GitRunContext] if "IPython" in sys.modules else [GitRunContext, JupyterNotebookRunContext]
+    return registry.resolve_tags(ignore=ignore)
 
 
 def process_tags() -> dict[str, str]:

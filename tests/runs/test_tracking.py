@@ -1,6 +1,7 @@
 """Runs tracked in a real (temporary) sqlite MLflow store, in-process."""
 
 import os
+import subprocess
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from src.runs.metric_writer import (
     resolution_stride,
 )
 from src.runs.tracked_run import JobContext, train_and_track
+from src.runs.tracking import context_tags, git_tags
 
 ARTIFACTS = {
     "config.yaml",
@@ -313,3 +315,27 @@ def test_an_explicit_run_name_keeps_the_config_as_its_setting(compose_config, tr
     summary = train_and_track(compose_config("tracking.run_name=mine", "trainer.epochs=3"))
     run = MlflowClient(tracking_uri).get_run(summary.run_id)
     assert run.info.run_name == "mine" and run.data.tags["setting"] == "xor-sgd-2x8-tanh-s0"
+
+
+def test_git_tags_name_the_working_directorys_commit_branch_and_dirtiness(tmp_path, monkeypatch):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "study", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("a")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "a.txt"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "-m", "a"], check=True)
+    commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    monkeypatch.chdir(tmp_path)
+    expected = {"mlflow.source.git.commit": commit.stdout.strip(), "mlflow.source.git.branch": "study"}
+    assert git_tags.__wrapped__() == {**expected, "git_dirty": "false"}
+    (tmp_path / "a.txt").write_text("b")
+    assert git_tags.__wrapped__() == {**expected, "git_dirty": "true"}
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "--detach"], check=True)
+    assert "mlflow.source.git.branch" not in git_tags.__wrapped__()
+    monkeypatch.chdir(tmp_path.parent)
+    assert git_tags.__wrapped__() == {}  # not a checkout
+
+
+def test_context_tags_are_mlflows_own_but_gits():
+    tags = context_tags.__wrapped__()
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
+    assert not any(key.startswith("mlflow.source.git") for key in tags)
