@@ -177,14 +177,27 @@ def context_tags() -> dict[str, str]:
     """MLflow's own tags of a run started by this process (its source and user, from
     ``mlflow.tracking.context``), resolved once per process: every provider asks again
     each time. Git's come from ``git_tags`` (MLflow's provider loads GitPython to find
-    them), and outside IPython the notebook provider, which would import IPython to find
-    out, is skipped."""
+    them, 30 ms). Outside IPython, the providers of notebooks and Databricks are skipped:
+    each imports IPython (30 ms more) to look for a notebook's shell, which only an
+    IPython process has."""
     from mlflow.tracking.context import registry
+    from mlflow.tracking.context.databricks_cluster_context import DatabricksClusterRunContext
+    from mlflow.tracking.context.databricks_command_context import DatabricksCommandRunContext
+    from mlflow.tracking.context.databricks_job_context import DatabricksJobRunContext
+    from mlflow.tracking.context.databricks_notebook_context import DatabricksNotebookRunContext
+    from mlflow.tracking.context.databricks_repo_context import DatabricksRepoRunContext
     from mlflow.tracking.context.git_context import GitRunContext
     from mlflow.tracking.context.jupyter_notebook_context import JupyterNotebookRunContext
 
-    ignore = [GitRunContext] if "IPython" in sys.modules else [GitRunContext, JupyterNotebookRunContext]
-    return registry.resolve_tags(ignore=ignore)
+    shell = [
+        JupyterNotebookRunContext,
+        DatabricksNotebookRunContext,
+        DatabricksJobRunContext,
+        DatabricksClusterRunContext,
+        DatabricksCommandRunContext,
+        DatabricksRepoRunContext,
+    ]
+    return registry.resolve_tags(ignore=[GitRunContext, *([] if "IPython" in sys.modules else shell)])
 
 
 def process_tags() -> dict[str, str]:

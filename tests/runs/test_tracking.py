@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -339,3 +340,9 @@ def test_context_tags_are_mlflows_own_but_gits():
     tags = context_tags.__wrapped__()
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
     assert not any(key.startswith("mlflow.source.git") for key in tags)
+
+
+def test_a_run_outside_ipython_does_not_import_it():
+    code = "from src.runs.tracking import context_tags; import sys; context_tags(); print('IPython' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["False"], proc.stderr[-2000:]
