@@ -155,14 +155,16 @@ def _cut(part: str, limit: int = MAX_RUN_NAME // 3) -> str:
 
 @functools.cache
 def git_tags() -> dict[str, str]:
-    """The commit, branch (unless detached) and whether the tree is dirty, of the working
-    directory when it is a git checkout; asked once per process (a sweep's jobs share
-    their code)."""
+    """The commit, branch (unless detached) and whether the tree is dirty (a tracked file
+    changed: untracked ones, a store or notes, do not count), of the working directory
+    when it is a git checkout; asked once per process (a sweep's jobs share their code)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD", "--abbrev-ref", "HEAD"], capture_output=True, text=True, timeout=5
         )
-        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     if head.returncode != 0:

@@ -327,6 +327,7 @@ def test_git_tags_name_the_working_directorys_commit_branch_and_dirtiness(tmp_pa
     commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True)
     monkeypatch.chdir(tmp_path)
     expected = {"mlflow.source.git.commit": commit.stdout.strip(), "mlflow.source.git.branch": "study"}
+    (tmp_path / "mine.db").write_text("an untracked file")
     assert git_tags.__wrapped__() == {**expected, "git_dirty": "false"}
     (tmp_path / "a.txt").write_text("b")
     assert git_tags.__wrapped__() == {**expected, "git_dirty": "true"}
