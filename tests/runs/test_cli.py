@@ -3,7 +3,10 @@ config when nothing can set it, and the answer always equals Hydra's own."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from hydra._internal.hydra import Hydra
@@ -57,3 +60,13 @@ def test_a_mode_set_in_another_config_directory_is_read(hydra_for, tmp_path):
     with (conf / "config.yaml").open("a") as config:
         config.write("  mode: MULTIRUN\n")  # under the file's last section, hydra:
     assert hydra_for(conf).get_mode("config", []) == RunMode.MULTIRUN
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "true"), ("false", "false")])
+def test_mlflows_telemetry_is_off_unless_the_environment_says(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    if preset is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = preset
+    code = "import os, src.runs.cli; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == [expected], proc.stderr[-2000:]
