@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.transforms import Bbox
 
 from src.engine.encoding import predict_labels
 from src.engine.network import MLP
@@ -327,7 +328,9 @@ def _evolution_and_stepped_images(fig: Figure, snapshots: Snapshots, out_dir: Pa
     (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
     now, height, renderer = int(time.time() * 1000), pixels.shape[0], canvas.get_renderer()
     for ax, epoch in zip(fig.axes, snapshots.epochs, strict=False):  # panels beyond the snapshots are blank
-        box = ax.get_tightbbox(renderer)
+        # the panel and its title (it has no ticks or labels): its tight box, without
+        # matplotlib measuring every artist of the panel to find it
+        box = Bbox.union([ax.bbox, ax.title.get_window_extent(renderer)])
         rows = slice(max(0, height - math.ceil(box.y1)), height - math.floor(box.y0))
         columns = slice(max(0, math.floor(box.x0)), math.ceil(box.x1))
         panel = Image.fromarray(pixels[rows, columns])
