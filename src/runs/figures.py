@@ -108,7 +108,7 @@ def learning_curve(history: dict[str, list[float]], title: str = "", threshold: 
     ax_loss.set(xlabel="epoch", ylabel="loss", yscale="log")
     set_title(ax_loss, "Loss")
     ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # no mathtext to parse
-    ax_loss.yaxis.set_minor_locator(NullLocator())  # eight ticks a decade: half the figure's drawing time
+    ax_loss.yaxis.set_minor_locator(NullLocator())  # eight ticks a decade: a fifth of the drawing time
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
     set_title(ax_acc, "Accuracy")
     for ax in (ax_loss, ax_acc):
