@@ -59,6 +59,9 @@ TAG_OUTPUT_DIR = "output_dir"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_GIT_BRANCH = "mlflow.source.git.branch"
 TAG_GIT_DIRTY = "git_dirty"
+#: MLflow's own kind of an experiment (its UI's experiment-kind selector shows it), set on
+#: the experiments the harness creates: model training, not GenAI development.
+TAG_EXPERIMENT_KIND, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 TAG_DIVERGED = "diverged"  #: "true" when the loss became non-finite
 TAG_REACHED_THRESHOLD = "reached_threshold"
 TAG_UNSTABLE = "unstable"  #: "true" when the training loss ended well above its best

@@ -311,12 +311,15 @@ def fix_identity(config: DictConfig, sweep_dir: Path, parent_run_id: str) -> Non
         )
 
 
+#: The UI's model-training view (runs, metrics, models) for a run's address; a browser
+#: new to MLflow's UI otherwise opens it among GenAI's evaluations.
+UI_VIEW = "?workflowType=machine_learning"
+
+
 def where_to_look(client, experiment_id: str, run_id: str) -> str:
     """The ``mlflow ui`` command for the store and the run's address in it."""
     uri = client.tracking_uri
+    address = f"#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
     if uri.startswith(("http://", "https://")):
-        return f"Browse: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return (
-        f"Browse: uv run mlflow ui --backend-store-uri {uri}\n"
-        f"then http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
-    )
+        return f"Browse: {uri.rstrip('/')}/{address}"
+    return f"Browse: uv run mlflow ui --backend-store-uri {uri}\nthen http://127.0.0.1:5000/{address}"

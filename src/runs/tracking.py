@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs.config import MAX_RUN_NAME
-from src.runs.contract import PARAM_SEED, TAG_GIT_BRANCH, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HOST, TAG_PID
+from src.runs.contract import (
+    EXPERIMENT_KIND,
+    PARAM_SEED,
+    TAG_EXPERIMENT_KIND,
+    TAG_GIT_BRANCH,
+    TAG_GIT_COMMIT,
+    TAG_GIT_DIRTY,
+    TAG_HOST,
+    TAG_PID,
+)
 from src.runs.interrupts import deferred
 
 if TYPE_CHECKING:
@@ -65,14 +74,14 @@ def store_lock(uri: str) -> Iterator[None]:
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
     """Return the id of experiment ``name``, creating it if needed (also when another
-    process creates it at the same moment)."""
+    process creates it at the same moment), of MLflow's model-training kind."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
     except MlflowException:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

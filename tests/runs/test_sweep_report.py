@@ -40,7 +40,8 @@ def test_the_parent_holds_the_report_and_the_console_ranks_every_setting(tmp_pat
     assert lines[0].split()[:2] == ["rank", "setting"]
     assert "optimizer=adam lr=0.1" in lines[1] and lines[1].split()[-7:-3] == ["3", "3", "0", "0"]
     assert all("not reached" in line for line in lines[3:5])
-    assert "Browse: uv run mlflow ui --backend-store-uri" in table and parent.info.run_id in table
+    assert "Browse: uv run mlflow ui --backend-store-uri" in table
+    assert f"/runs/{parent.info.run_id}?workflowType=machine_learning" in table  # the UI's model-training view
 
 
 def test_a_failed_sweep_reports_what_finished(train_cli, sweep_runs):

@@ -58,6 +58,8 @@ def test_run_logs_params_metrics_artifacts_and_tags(compose_config, tracking_uri
     client = MlflowClient(tracking_uri)
     run = _only_run(client)
     assert run.info.status == "FINISHED" and run.info.run_name == "moons-adam-2x8-tanh-s0" == summary.name
+    # the experiment it made is of MLflow's model-training kind, not GenAI development
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.params["optimizer.lr"] == "0.01"
     assert run.data.params["model.widths"] == "None" and run.data.params["dataset.noise"] == "0.2"
     assert run.data.tags["diverged"] == "false" and run.data.tags["hydra_overrides"] == "dataset=moons"
