@@ -130,3 +130,12 @@ def test_derivative_at_zero_follows_pytorch(name, expected):
     act = get_activation(name, leaky_slope=0.1)
     z = np.zeros((1, 1))
     assert act.backward(np.ones((1, 1)), z, act.forward(z))[0, 0] == expected
+
+
+def test_the_gradient_check_of_a_saturated_network_warns_of_nothing(make_network, random_batch):
+    net = make_network([2, 3, 1], "tanh", "sigmoid")
+    net.weights[-1][:], net.biases[-1][:] = -400.0, -400.0  # logits below -709: exp overflows
+    x, y = random_batch(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
