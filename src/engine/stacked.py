@@ -54,43 +54,67 @@ class StackedMLP:
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {name: flat[:, where].reshape(self.size, *shape) for name, where, shape in self.layout}
 
-    def _workspace(self, rows: int):
+    def _workspace(self, rows: int) -> tuple[list, list, tuple, np.ndarray]:
+        """The training pass for batches of ``rows`` rows, bound once as ``MLP``'s is:
+        ``(forward steps, backward steps of layers L-1..1, layer 0's gradient views, ones)``,
+        each step with its parameter and gradient views and its buffers (the biases as
+        (m, 1, fan_out) views, a buffer for the contiguous ``W_i^T``)."""
         if rows not in self._workspaces:
-            widths = self.sizes[1:]
-            shape = lambda w: (self.size, rows, w)  # noqa: E731
-            self._workspaces[rows] = (
-                [np.empty(shape(w), self.dtype) for w in widths],
-                [np.empty(shape(w), self.dtype) for w in widths],
-                [np.empty(shape(w), self.dtype) for w in widths[:-1]],
-                [np.empty(shape(w), self.dtype) for w in widths[:-1]],
-                np.ones(rows, self.dtype),
-            )
+            m, widths = self.size, self.sizes[1:]
+            zs = [np.empty((m, rows, w), self.dtype) for w in widths]
+            outs = [np.empty((m, rows, w), self.dtype) for w in widths]
+            biases = [b[:, None, :] for b in self.biases] if self.bias else [None] * len(widths)
+            bias_grads = self.bias_grads or [None] * len(widths)
+            forward = list(zip(self.weights, biases, self.activations, zs, outs, strict=True))
+            backward = []
+            for i in range(len(widths) - 1, 0, -1):
+                weight = self.weights[i]
+                weight_t = weight.transpose(0, 2, 1)
+                single = weight.shape[-1] == 1  # delta @ W^T is then the broadcast product it is
+                backward.append(
+                    (
+                        i,
+                        self.weight_grads[i],
+                        bias_grads[i],
+                        weight_t if single else None,
+                        None if single else np.empty(weight_t.shape, self.dtype),
+                        weight_t,
+                        np.empty((m, rows, weight.shape[1]), self.dtype),  # delta_i @ W_i^T
+                        self.activations[i - 1],
+                        zs[i - 1],
+                        np.empty((m, rows, weight.shape[1]), self.dtype),  # delta_{i-1}
+                    )
+                )
+            first = (self.weight_grads[0], bias_grads[0])
+            self._workspaces[rows] = (forward, backward, first, np.ones(rows, self.dtype))
         return self._workspaces[rows]
 
     def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
         """``x`` (m, n, n_in), ``y`` (m, n, n_out) -> ``(loss per network (m,), output
         (m, n, n_out))``; the gradients land in ``self.grads``. The output is a training
-        buffer, overwritten by the next pass."""
-        zs_buf, acts_buf, upstreams, deltas, ones = self._workspace(x.shape[1])
-        zs, activations, a = [], [x], x
-        for i in range(len(self.weights)):
-            z = np.matmul(a, self.weights[i], out=zs_buf[i])
-            if self.bias:
-                z += self.biases[i][:, None, :]
-            a = self.activations[i].forward(z, out=acts_buf[i])
-            zs.append(z)
+        buffer, overwritten by the next pass. Runs under the trainer's ``np.errstate``, as
+        ``MLP.loss_and_gradient`` does."""
+        forward, backward, (weight_grad, bias_grad), ones = self._workspace(x.shape[1])
+        a, activations = x, [x]
+        for weight, bias, activation, z, out in forward:
+            np.matmul(a, weight, out=z)
+            if bias is not None:
+                np.add(z, bias, out=z)
+            a = activation.forward(z, out=out)
             activations.append(a)
-        output = activations[-1]
-        delta = loss.grad_z(zs[-1], output, y, self.activations[-1])
-        for i in range(len(self.weights) - 1, -1, -1):
-            np.matmul(activations[i].transpose(0, 2, 1), delta, out=self.weight_grads[i])
-            if self.bias:
-                np.matmul(ones, delta, out=self.bias_grads[i])
-            if i > 0:
-                if delta.shape[-1] == 1:
-                    upstream = np.multiply(delta, self.weights[i].transpose(0, 2, 1), out=upstreams[i - 1])
-                else:  # a contiguous W^T: NumPy's batched product is faster, and exactly the same
-                    weights_t = np.ascontiguousarray(self.weights[i].transpose(0, 2, 1))
-                    upstream = np.matmul(delta, weights_t, out=upstreams[i - 1])
-                delta = self.activations[i - 1].backward(upstream, zs[i - 1], activations[i], out=deltas[i - 1])
-        return loss.values(zs[-1], output, y), output
+        delta = loss.grad_z(z, a, y, self.activations[-1])
+        for i, w_grad, b_grad, w_row, w_t, weight_t, upstream, activation, z_in, out in backward:
+            a_in = activations[i]
+            np.matmul(a_in.transpose(0, 2, 1), delta, out=w_grad)
+            if b_grad is not None:
+                np.matmul(ones, delta, out=b_grad)
+            if w_row is not None:
+                np.multiply(delta, w_row, out=upstream)
+            else:  # a contiguous W^T: NumPy's batched product is faster, and exactly the same
+                np.copyto(w_t, weight_t)
+                np.matmul(delta, w_t, out=upstream)
+            delta = activation.backward(upstream, z_in, a_in, out=out)
+        np.matmul(x.transpose(0, 2, 1), delta, out=weight_grad)
+        if bias_grad is not None:
+            np.matmul(ones, delta, out=bias_grad)
+        return loss.values(z, a, y), a
