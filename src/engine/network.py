@@ -21,7 +21,8 @@ Backpropagation, for a batch of n rows (``delta_i = dL/dz_i``)::
 Training passes (``loss_and_gradient``) write ``z_i``, ``a_{i+1}``, the upstream
 gradients ``delta_i @ W_i.T`` and ``delta_{i-1}`` into buffers kept per batch size, so an
 epoch allocates no large array: the returned output is valid until the next training
-pass. Each batch size's pass is bound once, layer by layer, to its views and buffers, so
+pass. Each batch size's pass is bound once, layer by layer, to its views and buffers
+(``bind_pass``; ``run_pass`` runs it, for a network and for a stack of them alike), so
 that a pass is its NumPy calls and little else (at a tiny network's size, the Python
 around the calls was a tenth of an epoch). ``forward`` and ``predict`` return fresh
 arrays. The bias gradient is computed as ``ones(n) @ delta_i`` (one BLAS call); a layer
@@ -126,40 +127,13 @@ class MLP:
                 activations.append(a)
         return zs, activations
 
-    def _workspace(self, rows: int) -> tuple[list, list, tuple, np.ndarray]:
-        """The training pass for batches of ``rows`` rows (made on first use): buffers for
-        ``z_i`` and ``a_{i+1}`` per layer, for the upstream gradient, ``delta`` and a
-        contiguous ``W_i^T`` per hidden layer, a vector of ones; bound, layer by layer, to
-        the parameter and gradient views as the ``forward`` and ``backward`` steps use
-        them. Returns ``(forward steps, backward steps of layers L-1..1, layer 0's
-        gradient views, ones)``."""
+    def _workspace(self, rows: int) -> tuple:
+        """The training pass for batches of ``rows`` rows (``bind_pass``, made on first use)."""
         if rows not in self._workspaces:
-            widths = self.sizes[1:]
-            zs = [np.empty((rows, w), self.dtype) for w in widths]
-            outs = [np.empty((rows, w), self.dtype) for w in widths]
             biases = self.biases or [None] * self.n_layers
-            bias_grads = self.bias_grads or [None] * self.n_layers
-            forward = list(zip(self.weights, biases, self.activations, zs, outs, strict=True))
-            backward = []
-            for i in range(self.n_layers - 1, 0, -1):
-                weight = self.weights[i]
-                single = weight.shape[1] == 1  # delta @ W^T is then the broadcast product it is
-                backward.append(
-                    (
-                        i,
-                        self.weight_grads[i],
-                        bias_grads[i],
-                        weight.T if single else None,
-                        None if single else np.empty(weight.T.shape, self.dtype),
-                        weight,
-                        np.empty((rows, weight.shape[0]), self.dtype),  # delta_i @ W_i^T
-                        self.activations[i - 1],
-                        zs[i - 1],
-                        np.empty((rows, weight.shape[0]), self.dtype),  # delta_{i-1}
-                    )
-                )
-            first = (self.weight_grads[0], bias_grads[0])
-            self._workspaces[rows] = (forward, backward, first, np.ones(rows, self.dtype))
+            grads = self.bias_grads or [None] * self.n_layers
+            layers = (self.weights, biases, self.weight_grads, grads, self.activations)
+            self._workspaces[rows] = bind_pass(*layers, (rows,), self.dtype)
         return self._workspaces[rows]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -174,30 +148,8 @@ class MLP:
         Training runs under the trainer's ``np.errstate`` (a sigmoid of z < -709 overflows
         to exactly 0; ``src.runs.loop.fit`` ignores that overflow).
         """
-        forward, backward, (weight_grad, bias_grad), ones = self._workspace(len(x))
-        a, activations = x, [x]
-        for weight, bias, activation, z, out in forward:
-            np.matmul(a, weight, out=z)
-            if bias is not None:
-                np.add(z, bias, out=z)
-            a = activation.forward(z, out=out)  # ``out`` or an array of its own
-            activations.append(a)
-        delta = loss.grad_z(z, a, y, self.activations[-1])
-        for i, w_grad, b_grad, w_row, w_t, weight, upstream, activation, z_in, out in backward:
-            a_in = activations[i]
-            np.matmul(a_in.T, delta, out=w_grad)
-            if b_grad is not None:
-                np.matmul(ones, delta, out=b_grad)
-            if w_row is not None:
-                np.multiply(delta, w_row, out=upstream)
-            else:  # through a contiguous W^T: the same product, faster than through the view
-                np.copyto(w_t, weight.T)
-                np.matmul(delta, w_t, out=upstream)
-            delta = activation.backward(upstream, z_in, a_in, out=out)
-        np.matmul(x.T, delta, out=weight_grad)
-        if bias_grad is not None:
-            np.matmul(ones, delta, out=bias_grad)
-        return loss.value(z, a, y), a
+        z, output = run_pass(self._workspace(len(x)), x, y, loss)
+        return loss.value(z, output, y), output
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters as ``{"W0": (fan_in, fan_out), "b0": (fan_out,), ...}``."""
@@ -232,3 +184,66 @@ class MLP:
             if value.dtype.kind not in "biuf":
                 raise ValueError(f"parameter {name} holds {value.dtype} values, not numbers")
         self.load_state_dict(state)
+
+
+def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tuple[int, ...], dtype) -> tuple:
+    """A training pass bound once, layer by layer, to its views and buffers, for the
+    layers' ``weights`` (..., fan_in, fan_out), ``biases`` as they broadcast against
+    ``z_i`` (or None), their gradient views and ``activations``; ``batch`` is the shape of
+    the leading axes of ``z_i``: ``(n,)`` for a network, ``(m, n)`` for a stack of m.
+    Returns ``(forward steps, backward steps of layers L-1..1, layer 0's gradient views,
+    ones(n))``, with buffers for ``z_i``, ``a_{i+1}``, the upstream gradient, ``delta``
+    and a contiguous ``W_i^T`` (``run_pass`` runs it)."""
+    zs = [np.empty((*batch, w.shape[-1]), dtype) for w in weights]
+    outs = [np.empty((*batch, w.shape[-1]), dtype) for w in weights]
+    forward = list(zip(weights, biases, activations, zs, outs, strict=True))
+    backward = []
+    for i in range(len(weights) - 1, 0, -1):
+        weight_t = weights[i].mT
+        single = weight_t.shape[-2] == 1  # delta @ W^T is then the broadcast product it is
+        backward.append(
+            (
+                i,
+                weight_grads[i],
+                bias_grads[i],
+                weight_t if single else None,
+                None if single else np.empty(weight_t.shape, dtype),
+                weight_t,
+                np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_i @ W_i^T
+                activations[i - 1],
+                zs[i - 1],
+                np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_{i-1}
+            )
+        )
+    return forward, backward, (weight_grads[0], bias_grads[0]), np.ones(batch[-1], dtype)
+
+
+def run_pass(bound: tuple, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward pass of a ``bind_pass`` on inputs ``x`` and targets ``y``; the
+    gradients land in the bound gradient views. Returns ``(z_L, output)``, training
+    buffers overwritten by the next pass. Runs under the trainer's ``np.errstate``: a
+    sigmoid of z < -709 overflows to exactly 0 (``src.runs.loop`` ignores that overflow)."""
+    forward, backward, (weight_grad, bias_grad), ones = bound
+    a, activations = x, [x]
+    for weight, bias, activation, z, out in forward:
+        np.matmul(a, weight, out=z)
+        if bias is not None:
+            np.add(z, bias, out=z)
+        a = activation.forward(z, out=out)  # ``out`` or an array of its own
+        activations.append(a)
+    delta = loss.grad_z(z, a, y, activation)  # the output layer's
+    for i, w_grad, b_grad, w_row, w_t, weight_t, upstream, activation, z_in, out in backward:
+        a_in = activations[i]
+        np.matmul(a_in.mT, delta, out=w_grad)
+        if b_grad is not None:
+            np.matmul(ones, delta, out=b_grad)
+        if w_row is not None:
+            np.multiply(delta, w_row, out=upstream)
+        else:  # through a contiguous W^T: the same product, faster than through the view
+            np.copyto(w_t, weight_t)
+            np.matmul(delta, w_t, out=upstream)
+        delta = activation.backward(upstream, z_in, a_in, out=out)
+    np.matmul(x.mT, delta, out=weight_grad)
+    if bias_grad is not None:
+        np.matmul(ones, delta, out=bias_grad)
+    return z, a

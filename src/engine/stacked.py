@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from src.engine.losses import Loss
-from src.engine.network import MLP
+from src.engine.network import MLP, bind_pass, run_pass
 
 
 class StackedMLP:
@@ -54,67 +54,20 @@ class StackedMLP:
     def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {name: flat[:, where].reshape(self.size, *shape) for name, where, shape in self.layout}
 
-    def _workspace(self, rows: int) -> tuple[list, list, tuple, np.ndarray]:
-        """The training pass for batches of ``rows`` rows, bound once as ``MLP``'s is:
-        ``(forward steps, backward steps of layers L-1..1, layer 0's gradient views, ones)``,
-        each step with its parameter and gradient views and its buffers (the biases as
-        (m, 1, fan_out) views, a buffer for the contiguous ``W_i^T``)."""
+    def _workspace(self, rows: int) -> tuple:
+        """The training pass for batches of ``rows`` rows (``bind_pass``, made on first use),
+        the biases as (m, 1, fan_out) views."""
         if rows not in self._workspaces:
-            m, widths = self.size, self.sizes[1:]
-            zs = [np.empty((m, rows, w), self.dtype) for w in widths]
-            outs = [np.empty((m, rows, w), self.dtype) for w in widths]
-            biases = [b[:, None, :] for b in self.biases] if self.bias else [None] * len(widths)
-            bias_grads = self.bias_grads or [None] * len(widths)
-            forward = list(zip(self.weights, biases, self.activations, zs, outs, strict=True))
-            backward = []
-            for i in range(len(widths) - 1, 0, -1):
-                weight = self.weights[i]
-                weight_t = weight.transpose(0, 2, 1)
-                single = weight.shape[-1] == 1  # delta @ W^T is then the broadcast product it is
-                backward.append(
-                    (
-                        i,
-                        self.weight_grads[i],
-                        bias_grads[i],
-                        weight_t if single else None,
-                        None if single else np.empty(weight_t.shape, self.dtype),
-                        weight_t,
-                        np.empty((m, rows, weight.shape[1]), self.dtype),  # delta_i @ W_i^T
-                        self.activations[i - 1],
-                        zs[i - 1],
-                        np.empty((m, rows, weight.shape[1]), self.dtype),  # delta_{i-1}
-                    )
-                )
-            first = (self.weight_grads[0], bias_grads[0])
-            self._workspaces[rows] = (forward, backward, first, np.ones(rows, self.dtype))
+            n_layers = len(self.weights)
+            biases = [b[:, None, :] for b in self.biases] if self.bias else [None] * n_layers
+            grads = self.bias_grads or [None] * n_layers
+            layers = (self.weights, biases, self.weight_grads, grads, self.activations)
+            self._workspaces[rows] = bind_pass(*layers, (self.size, rows), self.dtype)
         return self._workspaces[rows]
 
     def loss_and_gradient(self, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
         """``x`` (m, n, n_in), ``y`` (m, n, n_out) -> ``(loss per network (m,), output
         (m, n, n_out))``; the gradients land in ``self.grads``. The output is a training
-        buffer, overwritten by the next pass. Runs under the trainer's ``np.errstate``, as
-        ``MLP.loss_and_gradient`` does."""
-        forward, backward, (weight_grad, bias_grad), ones = self._workspace(x.shape[1])
-        a, activations = x, [x]
-        for weight, bias, activation, z, out in forward:
-            np.matmul(a, weight, out=z)
-            if bias is not None:
-                np.add(z, bias, out=z)
-            a = activation.forward(z, out=out)
-            activations.append(a)
-        delta = loss.grad_z(z, a, y, self.activations[-1])
-        for i, w_grad, b_grad, w_row, w_t, weight_t, upstream, activation, z_in, out in backward:
-            a_in = activations[i]
-            np.matmul(a_in.transpose(0, 2, 1), delta, out=w_grad)
-            if b_grad is not None:
-                np.matmul(ones, delta, out=b_grad)
-            if w_row is not None:
-                np.multiply(delta, w_row, out=upstream)
-            else:  # a contiguous W^T: NumPy's batched product is faster, and exactly the same
-                np.copyto(w_t, weight_t)
-                np.matmul(delta, w_t, out=upstream)
-            delta = activation.backward(upstream, z_in, a_in, out=out)
-        np.matmul(x.transpose(0, 2, 1), delta, out=weight_grad)
-        if bias_grad is not None:
-            np.matmul(ones, delta, out=bias_grad)
-        return loss.values(z, a, y), a
+        buffer, overwritten by the next pass (``run_pass``, the very pass of ``MLP``)."""
+        z, output = run_pass(self._workspace(x.shape[1]), x, y, loss)
+        return loss.values(z, output, y), output
