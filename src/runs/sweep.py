@@ -35,7 +35,7 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +104,14 @@ def read_plan(sweep_dir: str | Path) -> SweepPlan:
     return SweepPlan(**yaml.safe_load(path.read_text())) if path.exists() else SweepPlan()
 
 
+def write_plan(sweep_dir: str | Path, plan: SweepPlan) -> None:
+    (Path(sweep_dir) / SWEEP_PLAN_FILE).write_text(yaml.safe_dump(asdict(plan)))
+
+
 def pace_from_now(sweep_dir: str | Path) -> None:
     """Record in the sweep's plan (when it has one) that its jobs' own work begins now."""
-    path = Path(sweep_dir) / SWEEP_PLAN_FILE
-    if path.exists():
-        plan = yaml.safe_load(path.read_text())
-        path.write_text(yaml.safe_dump({**plan, "paced_from": time.time()}))
+    if (Path(sweep_dir) / SWEEP_PLAN_FILE).exists():
+        write_plan(sweep_dir, replace(read_plan(sweep_dir), paced_from=time.time()))
 
 
 def _parsed_overrides(config: DictConfig) -> list:
@@ -208,8 +210,7 @@ class MlflowParentRun(Callback):
         self.sweep_dir = sweep_dir
         fix_identity(config, sweep_dir, self.parent_run_id)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        plan = {"swept": swept, "jobs": jobs, "started": time.time()}
-        (sweep_dir / SWEEP_PLAN_FILE).write_text(yaml.safe_dump(plan))
+        write_plan(sweep_dir, SweepPlan(swept, jobs, time.time()))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
         atexit.register(self._finish_at_exit)
         figure_worker.sweep_starts()
