@@ -206,9 +206,8 @@ def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tup
                 i,
                 weight_grads[i],
                 bias_grads[i],
-                weight_t if single else None,
-                None if single else np.empty(weight_t.shape, dtype),
                 weight_t,
+                None if single else np.empty(weight_t.shape, dtype),  # W_i^T, contiguous
                 np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_i @ W_i^T
                 activations[i - 1],
                 zs[i - 1],
@@ -232,13 +231,13 @@ def run_pass(bound: tuple, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[np
         a = activation.forward(z, out=out)  # ``out`` or an array of its own
         activations.append(a)
     delta = loss.grad_z(z, a, y, activation)  # the output layer's
-    for i, w_grad, b_grad, w_row, w_t, weight_t, upstream, activation, z_in, out in backward:
+    for i, w_grad, b_grad, weight_t, w_t, upstream, activation, z_in, out in backward:
         a_in = activations[i]
         np.matmul(a_in.mT, delta, out=w_grad)
         if b_grad is not None:
             np.matmul(ones, delta, out=b_grad)
-        if w_row is not None:
-            np.multiply(delta, w_row, out=upstream)
+        if w_t is None:  # a single output unit
+            np.multiply(delta, weight_t, out=upstream)
         else:  # through a contiguous W^T: the same product, faster than through the view
             np.copyto(w_t, weight_t)
             np.matmul(delta, w_t, out=upstream)
