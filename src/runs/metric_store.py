@@ -68,7 +68,7 @@ def _insert(store, run_id: str, metrics: Sequence[Metric]) -> None:
             latest[metric.key] = row
     with store.ManagedSessionMaker(read_only=False) as session:
         store._check_run_is_active(store._get_run(run_uuid=run_id, session=session))
-        session.execute(insert(SqlMetric), rows)
+        session.execute(insert(SqlMetric.__table__), rows)  # Core: no ORM bookkeeping per row
         stored = session.scalars(
             select(SqlLatestMetric).where(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(latest)))
         )
@@ -82,7 +82,7 @@ def _insert(store, run_id: str, metrics: Sequence[Metric]) -> None:
                     new["is_nan"],
                 )
         if latest:
-            session.execute(insert(SqlLatestMetric), list(latest.values()))
+            session.execute(insert(SqlLatestMetric.__table__), list(latest.values()))
 
 
 def _order(row: dict) -> tuple[int, int, float]:

@@ -13,11 +13,11 @@ What is done once and what per run: every model shares its code, environment fil
 ``uv.lock`` and needs no installed pip) and signature,
 so ``mlflow.pyfunc.save_model`` builds that directory once per (code, dtype, number of
 classes) as a template, kept in a cache directory between processes. Per run, the
-template's files are linked (not copied) into a staging directory beside it, with the
-run's config and weights and its ``MLmodel`` stamped with the run and model ids, and it
-is uploaded as an MLflow logged model (``models:/m-...``) linked to the run as its
-output: five store calls instead of ``log_model``'s model building, inference and
-validation.
+template's files are linked (not copied) into the model's directory of a local artifact
+store (else into a staging directory beside the template, then uploaded), with the run's
+config and weights and its ``MLmodel`` stamped with the run and model ids: an MLflow
+logged model (``models:/m-...``) linked to the run as its output, in four store calls
+instead of ``log_model``'s model building, inference and validation.
 """
 
 from __future__ import annotations
@@ -70,23 +70,46 @@ def log_pyfunc_model(
     training rows (for the signature). Returns the model URI."""
     template, mlmodel = _template(np.dtype(output.dtype), output)
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
-    with tempfile.TemporaryDirectory(prefix="staging-", dir=template.parent.parent) as tmp:  # one file system
-        local = Path(tmp) / MODEL_NAME
-        shutil.copytree(template, local, copy_function=_link_or_copy, ignore=_run_files)
-        (local / "artifacts").mkdir()
-        shutil.copyfile(config_path, local / "artifacts" / CONFIG_FILE)
-        shutil.copyfile(weights_path, local / "artifacts" / WEIGHTS_FILE)
-        mlmodel.run_id, mlmodel.model_uuid, mlmodel.model_id = run_id, model.model_id, model.model_id
-        mlmodel.artifact_path = model.artifact_location
-        mlmodel.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
-        for key, name in ((CONFIG_KEY, CONFIG_FILE), (WEIGHTS_KEY, WEIGHTS_FILE)):
-            mlmodel.flavors["python_function"]["artifacts"][key]["uri"] = f"runs:/{run_id}/{name}"
-        mlmodel.model_size_bytes = sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
-        mlmodel.save(str(local / "MLmodel"))
-        client.log_model_artifacts(model.model_id, str(local))
+    in_place = _local_directory(model.artifact_location)
+    if in_place is not None:  # a local artifact store: the model is assembled where it goes
+        _assemble(in_place, template, mlmodel, model, run_id, config_path, weights_path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="staging-", dir=template.parent.parent) as tmp:  # one file system
+            staging = Path(tmp) / MODEL_NAME
+            _assemble(staging, template, mlmodel, model, run_id, config_path, weights_path)
+            client.log_model_artifacts(model.model_id, str(staging))
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
     return f"models:/{model.model_id}"
+
+
+def _local_directory(artifact_location: str) -> Path | None:
+    """The directory of a local artifact location (a path or a ``file:`` URI), else None."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(artifact_location)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(url2pathname(parsed.path))
+    return Path(artifact_location) if parsed.scheme == "" else None
+
+
+def _assemble(
+    target: Path, template: Path, mlmodel: Model, model, run_id: str, config_path: Path, weights_path: Path
+) -> None:
+    """Write the run's model directory into ``target``: the template's files linked, the
+    run's config and weights, and its ``MLmodel`` stamped with the run and model ids."""
+    shutil.copytree(template, target, copy_function=_link_or_copy, ignore=_run_files, dirs_exist_ok=True)
+    (target / "artifacts").mkdir(exist_ok=True)
+    shutil.copyfile(config_path, target / "artifacts" / CONFIG_FILE)
+    shutil.copyfile(weights_path, target / "artifacts" / WEIGHTS_FILE)
+    mlmodel.run_id, mlmodel.model_uuid, mlmodel.model_id = run_id, model.model_id, model.model_id
+    mlmodel.artifact_path = model.artifact_location
+    mlmodel.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
+    for key, name in ((CONFIG_KEY, CONFIG_FILE), (WEIGHTS_KEY, WEIGHTS_FILE)):
+        mlmodel.flavors["python_function"]["artifacts"][key]["uri"] = f"runs:/{run_id}/{name}"
+    mlmodel.model_size_bytes = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    mlmodel.save(str(target / "MLmodel"))
 
 
 def _link_or_copy(source: str, target: str) -> None:

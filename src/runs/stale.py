@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from src.runs.contract import TAG_HOST, TAG_PID, TAG_STALE
-from src.runs.tracking import resolve_tracking_uri, search_all
+from src.runs.tracking import resolve_tracking_uri, search_all, tune_sqlite
 
 
 def process_gone(pid: int) -> bool:
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.tracking import MlflowClient
 
+    tune_sqlite()
     client = MlflowClient(uri)
     if args.experiment is None:
         experiments = client.search_experiments()

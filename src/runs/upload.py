@@ -23,7 +23,7 @@ from src.runs import contract as c
 from src.runs.config import load_run_config
 from src.runs.job_dir import JobDir
 from src.runs.store import StoreUnavailable, check_store, one_line
-from src.runs.tracking import ensure_experiment, flatten, resolve_tracking_uri
+from src.runs.tracking import flatten, open_experiment, resolve_tracking_uri
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 log = logging.getLogger(__name__)
@@ -52,10 +52,8 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
 
     from mlflow.entities import Param, RunTag
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
-    experiment_id = ensure_experiment(client, record["experiment"])
+    client, experiment_id = open_experiment(uri, record["experiment"])
     try:
         existing = client.get_run(entry["run_id"]) if entry else None
     except MlflowException:  # recorded, but not in this store (any more)

@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import mlflow.pyfunc
 import numpy as np
 import pytest
 import yaml
@@ -22,7 +24,7 @@ from src.runs.metric_writer import (
     resolution_stride,
 )
 from src.runs.tracked_run import JobContext, train_and_track
-from src.runs.tracking import context_tags, git_tags
+from src.runs.tracking import context_tags, git_tags, open_experiment
 
 ARTIFACTS = {
     "config.yaml",
@@ -289,6 +291,24 @@ def test_model_templates_are_built_once_and_reused_across_processes(
     assert len(uris) == 2 and all(uri.startswith("models:/m-") for uri in uris)
     cached = sorted(p.name for p in pyfunc_model.template_cache().iterdir())
     assert len(cached) == 2 and "recent" in cached and not any(p.startswith(("building-", "staging-")) for p in cached)
+    # a local artifact store gets the model assembled in place: the template's files linked, the run's its own
+    (template,) = (p / "model" for p in pyfunc_model.template_cache().iterdir() if p.name != "recent")
+    for uri in uris:
+        model = Path(client.get_logged_model(uri.removeprefix("models:/")).artifact_location)
+        assert os.path.samefile(model / "conda.yaml", template / "conda.yaml")
+        assert not os.path.samefile(model / "MLmodel", template / "MLmodel")
+        probabilities = mlflow.pyfunc.load_model(uri).predict(np.array([[0.0, 1.0], [1.0, 1.0]]))
+        assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1)
+
+
+def test_a_sqlite_store_commits_through_a_write_ahead_log(tracking_uri, tmp_path):
+    import sqlite3
+
+    client, _ = open_experiment(tracking_uri, "wal")
+    with sqlite3.connect(tmp_path / "mlflow.db") as other:  # the mode is the database file's
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with client._tracking_client.store.engine.connect() as connection:  # and each connection syncs less
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
 def test_bad_training_is_tagged_and_said(compose_config, tracking_uri, caplog):
