@@ -10,8 +10,10 @@ a temporary one) and answers on its stdout; the parent uploads them to their run
 the answer is in (a store that does not take them leaves them in the job directory):
 on ``collect()`` (called before each new job) and on ``close()``. A run's figures may
 therefore land a moment after the run finished; ``close()`` waits for all of them (the
-CLI calls it when a single run or a sweep ends). If the child dies, the parent draws
-the pending figures itself, so nothing is lost.
+CLI calls it when a single run or a sweep ends). A sweep's report figures go the same
+way to its parent run, after the last job's (``src.runs.sweep_report``), so that the
+sweep's process never imports matplotlib. If the child dies, the parent draws the
+pending figures itself, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from src.engine.network import MLP
 from src.runs.config import RunConfig
@@ -46,6 +48,13 @@ _shared: FigureWorker | None = None
 _sweep_in_this_process = False
 #: This process's ``RunFigures`` (made on first use).
 _figures = None
+
+
+class Drawable(Protocol):
+    """What the worker draws: a picklable description of figures (``FigureJob``, a sweep's
+    ``SweepFigures``) that writes its PNGs into a directory."""
+
+    def draw(self, out_dir: Path) -> None: ...
 
 
 @dataclass
@@ -79,12 +88,12 @@ class FigureWorker:
             [sys.executable, "-m", "src.runs.figure_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         #: (client, run id, output directory, whether it is temporary, job) in the order they were sent
-        self._pending: deque[tuple[MlflowClient, str, Path, bool, FigureJob]] = deque()
+        self._pending: deque[tuple[MlflowClient, str, Path, bool, Drawable]] = deque()
         if rehearsal is not None:
             pickle.dump((rehearsal, None), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._child.stdin.flush()
 
-    def submit(self, client: MlflowClient, run_id: str, job: FigureJob, out_dir: Path | None = None) -> None:
+    def submit(self, client: MlflowClient, run_id: str, job: Drawable, out_dir: Path | None = None) -> None:
         """Hand a run's figures to the child (or draw them here if it is gone); they go
         into ``out_dir`` (None: a temporary directory, removed once they are uploaded)."""
         self.collect()
@@ -147,10 +156,19 @@ def for_job(run: RunConfig, single_run: bool) -> tuple[FigureWorker | None, bool
     return None, False
 
 
-def sweep_starts() -> None:
-    """Called by the sweep callback: the sweep's jobs may share this process's worker."""
+def sweep_starts(draws: bool) -> None:
+    """Called by the sweep callback: the sweep's jobs may share this process's worker,
+    started now when they run in this process and draw figures (``draws``)."""
     global _sweep_in_this_process
     _sweep_in_this_process = True
+    if draws:
+        shared()
+
+
+def running() -> FigureWorker | None:
+    """The worker of this process's sweep if it has one (the sweep report's figures go to
+    it, ``src.runs.sweep_report``), else None."""
+    return _shared
 
 
 def shared() -> FigureWorker:

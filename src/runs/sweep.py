@@ -158,6 +158,18 @@ def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
     return swept, jobs
 
 
+#: Launchers that run a sweep's jobs in the sweep's own process.
+IN_PROCESS_LAUNCHERS = (
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.backprop_harness.stacked_launcher.StackedLauncher",
+)
+
+
+def jobs_run_here(config: DictConfig) -> bool:
+    """Whether the sweep's launcher runs its jobs in this process."""
+    return OmegaConf.select(config, "hydra.launcher._target_") in IN_PROCESS_LAUNCHERS
+
+
 #: After Ctrl-C or SIGTERM, how long a sweep waits for its worker processes to close
 #: their runs before it stops them.
 WORKER_GRACE_SECONDS = 30.0
@@ -180,6 +192,8 @@ class MlflowParentRun(Callback):
             check_store(uri, run.tracking.timeout)
         except StoreUnavailable as err:
             sys.exit(f"error: {err}")
+        # the figure worker imports matplotlib on the other core while this process imports MLflow
+        figure_worker.sweep_starts(draws=run.tracking.log_figures and jobs_run_here(config))
         from mlflow.exceptions import MlflowException
 
         interrupts.install()
@@ -213,7 +227,6 @@ class MlflowParentRun(Callback):
         write_plan(sweep_dir, SweepPlan(swept, jobs, time.time()))
         (sweep_dir / PARENT_RUN_FILE).write_text(self.parent_run_id)
         atexit.register(self._finish_at_exit)
-        figure_worker.sweep_starts()
         log.info("MLflow parent run %s for sweep %s", self.parent_run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -23,6 +23,7 @@ import csv
 import math
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from src.runs.tracking import param_name, search_all
 from src.runs.tuning import median
 
 if TYPE_CHECKING:
+    import numpy as np
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
@@ -56,8 +58,12 @@ def setting_of(run: Run, swept: list[str]) -> str:
 
 
 def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, swept: list[str]) -> str:
-    """Log the report on the parent run; return the closing table for the console."""
+    """Log the report on the parent (its figures drawn by this process's figure worker
+    when it has one, ``src.runs.figure_worker``, uploaded when it closes); return the
+    closing table for the console."""
     from mlflow.entities import Metric, Param
+
+    from src.runs import figure_worker
 
     runs = children(client, experiment_id, parent_run_id)
     params = []
@@ -73,14 +79,18 @@ def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, s
     now = int(runs[-1].info.end_time or runs[-1].info.start_time) if runs else 0
     client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in counts.items()], params=params)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        _write_summary(out / SUMMARY_FILE, runs, swept)
-        if runs:
-            _draw_curves(client, runs, swept).savefig(out / CURVES_FILE, dpi=100)
-            numeric = numeric_axes(runs, swept)
-            if len(numeric) == 2:
-                _draw_heatmap(runs, *numeric).savefig(out / HEATMAP_FILE, dpi=100)
-        client.log_artifacts(parent_run_id, str(out))
+        _write_summary(Path(tmp) / SUMMARY_FILE, runs, swept)
+        client.log_artifacts(parent_run_id, tmp)
+    if runs:
+        numeric = numeric_axes(runs, swept)
+        figures = SweepFigures(_curves(client, runs, swept), _heatmap(runs, *numeric) if len(numeric) == 2 else None)
+        worker = figure_worker.running()
+        if worker is not None:
+            worker.submit(client, parent_run_id, figures)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                figures.draw(Path(tmp))
+                client.log_artifacts(parent_run_id, tmp)
     return ranking(runs, swept)
 
 
@@ -137,39 +147,69 @@ def ranking(runs: list[Run], swept: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _draw_curves(client: MlflowClient, runs: list[Run], swept: list[str]):
+#: A setting's curve: (setting, logged epochs, its runs' ``train_loss`` at them (runs, epochs), NaN where missing).
+Curve = tuple[str, list[int], "np.ndarray"]
+
+
+def _curves(client: MlflowClient, runs: list[Run], swept: list[str]) -> list[Curve]:
+    """Every setting's children's ``train_loss`` histories, from the store."""
+    import numpy as np
+
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(setting_of(run, swept), []).append(run)
+    curves = []
+    for setting, members in groups.items():
+        histories = []
+        for run in members:
+            points = client.get_metric_history(run.info.run_id, c.TRAIN_LOSS)
+            if points:
+                histories.append({p.step: p.value for p in points})
+        steps = sorted(set().union(*histories))
+        curves.append((setting, steps, np.array([[h.get(step, np.nan) for step in steps] for h in histories])))
+    return curves
+
+
+@dataclass
+class SweepFigures:
+    """The parent's figures, as plain data (drawn in the figure worker, or in place)."""
+
+    curves: list[Curve]
+    #: (rows key, columns key, row values, column values, median per cell, whether the
+    #: cells are epochs to the threshold), or None: no heatmap
+    heatmap: tuple | None = None
+
+    def draw(self, out_dir: Path) -> None:
+        _draw_curves(self.curves).savefig(out_dir / CURVES_FILE, dpi=100)
+        if self.heatmap is not None:
+            _draw_heatmap(*self.heatmap).savefig(out_dir / HEATMAP_FILE, dpi=100)
+
+
+def _draw_curves(curves: list[Curve]):
     """Every child's ``train_loss`` (its metric history), one colour per setting; with
     seeds swept, the median over seeds at each logged epoch and the band of their range."""
     import numpy as np
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    fig = Figure(figsize=(8, 5))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.93)
     ax = fig.subplots()
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(setting_of(run, swept), []).append(run)
-    colours = [f"C{i % 10}" for i in range(len(groups))]
     styles = ["-", "--", ":", "-."]
-    for i, (setting, members) in enumerate(groups.items()):
-        curves = []
-        for run in members:
-            points = client.get_metric_history(run.info.run_id, c.TRAIN_LOSS)
-            if points:
-                curves.append({p.step: p.value for p in points})
-        if not curves:
+    for i, (setting, steps, table) in enumerate(curves):
+        if not len(table):
             continue
-        steps = sorted(set().union(*curves))
-        table = np.array([[curve.get(step, np.nan) for step in steps] for curve in curves])
-        style = {"color": colours[i], "linestyle": styles[(i // 10) % len(styles)]}
-        if len(curves) > 1:
+        style = {"color": f"C{i % 10}", "linestyle": styles[(i // 10) % len(styles)]}
+        if len(table) > 1:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: a step some runs lack
-                ax.plot(steps, np.nanmedian(table, axis=0), label=f"{setting} ({len(curves)} runs)", **style)
-                ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colours[i], alpha=0.15)
+                ax.plot(steps, np.nanmedian(table, axis=0), label=f"{setting} ({len(table)} runs)", **style)
+                ax.fill_between(
+                    steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=style["color"], alpha=0.15
+                )
         else:
             ax.plot(steps, table[0], label=setting, **style)
     ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training loss", title="Learning curves of the sweep")
-    ax.legend(fontsize=7, ncols=2 if len(groups) > 8 else 1)
+    ax.legend(fontsize=7, ncols=2 if len(curves) > 8 else 1)
     return fig
 
 
@@ -190,10 +230,10 @@ def numeric_axes(runs: list[Run], swept: list[str]) -> list[str]:
     ]
 
 
-def _draw_heatmap(runs: list[Run], rows: str, columns: str):
-    """Median epochs to the threshold (or final training loss) per pair of values."""
+def _heatmap(runs: list[Run], rows: str, columns: str) -> tuple:
+    """``SweepFigures.heatmap``: the median epochs to the threshold (or final training
+    loss) per pair of values."""
     import numpy as np
-    from matplotlib.figure import Figure
 
     by_threshold = any(run.data.params.get("trainer.loss_threshold") not in (None, "None") for run in runs)
     metric = c.EPOCHS_TO_THRESHOLD if by_threshold else c.FINAL_TRAIN_LOSS
@@ -210,6 +250,14 @@ def _draw_heatmap(runs: list[Run], rows: str, columns: str):
             ]
             if cell:
                 table[i, j] = median(cell)
+    return rows, columns, row_values, column_values, table, by_threshold
+
+
+def _draw_heatmap(rows: str, columns: str, row_values: list, column_values: list, table, by_threshold: bool):
+    """The heatmap of ``_heatmap``'s table, one cell per pair of values, labelled."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(1.2 * len(column_values) + 3, 0.8 * len(row_values) + 2), layout="constrained")
     ax = fig.subplots()
     shown = np.where(np.isfinite(table), table, np.nan)

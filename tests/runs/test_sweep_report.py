@@ -70,3 +70,34 @@ def test_two_numeric_swept_keys_get_a_heatmap(train_cli, sweep_runs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, (parent,), _ = sweep_runs()
     assert "sweep_heatmap.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_the_report_figures_are_drawn_by_the_sweeps_figure_worker(compose_config, tracking_uri, monkeypatch):
+    """With a figure worker (jobs in this process, figures on) the sweep's process draws
+    no report figure: the worker draws them and they reach the parent when it closes."""
+    from mlflow.tracking import MlflowClient
+
+    from src.runs import figure_worker, sweep_report
+    from src.runs.tracked_run import JobContext, train_and_track
+    from src.runs.tracking import open_experiment
+
+    client, experiment_id = open_experiment(tracking_uri, "backprop")
+    parent = client.create_run(experiment_id).info.run_id
+    for lr in (0.1, 1.0):
+        cfg = compose_config(f"optimizer.lr={lr}", "trainer.epochs=30", "tracking.log_figures=false")
+        train_and_track(cfg, JobContext(parent_run_id=parent, tags={"job_num": str(int(lr))}))
+
+    def not_here(self, out_dir):
+        raise AssertionError("the report's figures were drawn in the sweep's process")
+
+    monkeypatch.setattr(sweep_report.SweepFigures, "draw", not_here)
+    monkeypatch.setattr(figure_worker, "_shared", None)
+    monkeypatch.setattr(figure_worker, "_sweep_in_this_process", False)
+    figure_worker.sweep_starts(draws=True)
+    worker = figure_worker.running()
+    assert worker is not None
+    sweep_report.write_report(client, experiment_id, parent, ["optimizer.lr"])
+    assert {a.path for a in MlflowClient(tracking_uri).list_artifacts(parent)} == {"sweep_summary.csv"}
+    figure_worker.close_shared()
+    assert figure_worker.running() is None
+    assert {a.path for a in client.list_artifacts(parent)} == {"sweep_summary.csv", "sweep_learning_curves.png"}
