@@ -60,3 +60,42 @@ def test_figures_carry_the_threshold_the_running_loss_legends_and_the_misclassif
             "decision_boundary.png",
             "ground_truth_vs_prediction.png",
         }
+
+
+def test_figures_drawn_over_what_runs_share_have_the_pixels_of_a_whole_drawing(compose_config, tmp_path):
+    """Runs on the same data share the rendered pixels of what does not change (drawn
+    once); each PNG is still exactly what matplotlib draws of the figure whole, also when
+    the data, the epochs or the classes change from one run to the next."""
+    from PIL import Image
+
+    from src.runs.figures import FIGURE_DPI, RunFigures
+
+    sequence = [
+        ("dataset=moons", "dataset.test_fraction=0.25", "optimizer.lr=0.01", "trainer.epochs=60"),
+        ("dataset=moons", "dataset.test_fraction=0.25", "optimizer.lr=0.3", "trainer.epochs=60"),  # same data
+        ("dataset=moons", "dataset.test_fraction=0.25", "trainer.seed=1", "trainer.epochs=60"),  # other points
+        ("dataset=moons", "dataset.test_fraction=0.25", "trainer.seed=1", "trainer.epochs=45"),  # other epochs
+        ("dataset=blobs", "trainer.epochs=30"),  # three classes, no test split
+    ]
+    figures = RunFigures()
+    backgrounds = []
+    for index, overrides in enumerate(sequence):
+        result, parts = _fit(compose_config, *overrides)
+        out = tmp_path / str(index)
+        out.mkdir()
+        figures.draw(result.history, parts.net, parts.data, f"run {index}", out, threshold=0.05)
+        backgrounds.append({name: id(blit.background) for name, blit in figures._blits.items()})
+        whole = {
+            "learning_curve.png": figures._curve[1],
+            "decision_boundary.png": figures._boundary,
+            "ground_truth_vs_prediction.png": figures._prediction[1],
+        }
+        for name, fig in whole.items():
+            fig.savefig(out / f"whole-{name}", dpi=FIGURE_DPI)
+            drawn, expected = (np.asarray(Image.open(out / prefix)) for prefix in (name, f"whole-{name}"))
+            assert drawn.shape == expected.shape and (drawn == expected).all(), (index, name)
+    same = [name for name in backgrounds[1] if backgrounds[1][name] == backgrounds[0][name]]
+    assert sorted(same) == ["decision_boundary.png", "ground_truth_vs_prediction.png", "learning_curve.png"]
+    assert backgrounds[2]["learning_curve.png"] == backgrounds[1]["learning_curve.png"]  # the epochs did not change
+    assert backgrounds[2]["decision_boundary.png"] != backgrounds[1]["decision_boundary.png"]
+    assert backgrounds[3]["learning_curve.png"] != backgrounds[2]["learning_curve.png"]
