@@ -34,6 +34,7 @@ import secrets
 import shlex
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -170,6 +171,47 @@ def jobs_run_here(config: DictConfig) -> bool:
     return OmegaConf.select(config, "hydra.launcher._target_") in IN_PROCESS_LAUNCHERS
 
 
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
+    """For the joblib launcher: start its worker processes now, in a thread, each importing
+    what a job needs (``warm_up_worker``), so that they get ready while this process
+    creates the parent run; the launcher's ``Parallel``, configured alike, then reuses
+    them. Returns the thread (join it before the launcher starts), or None."""
+    if OmegaConf.select(config, "hydra.launcher._target_") != JOBLIB_LAUNCHER:
+        return None
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    settings = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+    settings.pop("_target_")
+    settings["backend"] = "loky"  # as the launcher sets it
+    process_joblib_cfg(settings)
+
+    def start() -> None:
+        try:
+            Parallel(**settings)(delayed(warm_up_worker)() for _ in range(effective_n_jobs(settings["n_jobs"])))
+        except Exception as err:  # the launcher starts its workers itself
+            log.debug("joblib workers not started ahead: %s", err)
+
+    # not a daemon: loky's threads take after it, and the process exits the usual way (``src.runs.cli.exit_now``)
+    thread = threading.Thread(target=start, name="joblib-warm-up", daemon=False)
+    thread.start()
+    return thread
+
+
+def warm_up_worker() -> None:
+    """In a joblib worker: import what its jobs run (MLflow's client, the tracked run, the
+    figures with matplotlib)."""
+    import mlflow.tracking  # noqa: F401
+
+    import src.runs.cli  # noqa: F401
+    import src.runs.figures  # noqa: F401
+    import src.runs.metric_writer  # noqa: F401
+    import src.runs.tracked_run  # noqa: F401
+
+
 #: After Ctrl-C or SIGTERM, how long a sweep waits for its worker processes to close
 #: their runs before it stops them.
 WORKER_GRACE_SECONDS = 30.0
@@ -192,8 +234,15 @@ class MlflowParentRun(Callback):
             check_store(uri, run.tracking.timeout)
         except StoreUnavailable as err:
             sys.exit(f"error: {err}")
-        # the figure worker imports matplotlib on the other core while this process imports MLflow
+        # the figure worker (or the joblib launcher's workers) import while this process imports MLflow
         figure_worker.sweep_starts(draws=run.tracking.log_figures and jobs_run_here(config))
+        warming = start_joblib_workers(config)
+        self._open(config, run, uri)
+        if warming is not None:
+            warming.join()
+
+    def _open(self, config: DictConfig, run, uri: str) -> None:
+        """Create the sweep's parent run and write its identity where its jobs find it."""
         from mlflow.exceptions import MlflowException
 
         interrupts.install()

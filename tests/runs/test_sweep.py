@@ -161,3 +161,36 @@ def test_the_time_left_is_paced_by_the_jobs_done_since_their_own_work_began():
     paced = SweepPlan(jobs=64, started=now - 100, paced_from=now - 2).progress(0)
     assert paced == "job 1/64, sweep 100 s in, about 126 s left"
     assert SweepPlan(started=now - 5).progress(2) == "job 3, sweep 5 s in"
+
+
+def _imports_done() -> tuple[int, bool]:
+    import os
+    import sys
+
+    return os.getpid(), all(m in sys.modules for m in ("mlflow.tracking", "matplotlib", "src.runs.tracked_run"))
+
+
+def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs():
+    """The sweep starts the joblib launcher's workers while it creates its parent: they
+    import what a job runs, and the launcher's ``Parallel`` (configured the same) reuses them."""
+    from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    from joblib import Parallel, delayed
+    from omegaconf import OmegaConf
+
+    from src.runs.config import CONF_DIR
+    from src.runs.sweep import start_joblib_workers, warm_up_worker
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        assert start_joblib_workers(compose("config", ["hydra/launcher=basic"], return_hydra_config=True)) is None
+        config = compose("config", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
+    warming = start_joblib_workers(config)
+    warming.join()
+    assert not warming.daemon  # loky's threads take after it; a daemon's would hang the exit
+    settings = OmegaConf.to_container(config.hydra.launcher)
+    settings.pop("_target_")
+    settings["backend"] = "loky"
+    process_joblib_cfg(settings)
+    answers = Parallel(**settings)(delayed(_imports_done)() for _ in range(8))
+    assert {ready for _, ready in answers} == {True} and len({pid for pid, _ in answers}) <= 2
+    assert warm_up_worker() is None
