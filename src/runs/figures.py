@@ -351,11 +351,12 @@ class Blit:
         from PIL import Image
 
         if key != self.key:
-            for artist in own:
+            shown = [artist for artist in own if artist is not None and artist.get_visible()]
+            for artist in shown:
                 artist.set_visible(False)
             self.canvas.draw()
             self.background = self.canvas.copy_from_bbox(self.fig.bbox)
-            for artist in own:
+            for artist in shown:
                 artist.set_visible(True)
             self.key = key
         self.canvas.restore_region(self.background)

@@ -45,6 +45,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from src.runs import figure_worker, interrupts
+from src.runs.config import RunConfig
 from src.runs.contract import (
     JOBS_NOT_STARTED,
     JOBS_NOT_STARTED_FILE,
@@ -241,7 +242,7 @@ class MlflowParentRun(Callback):
         if warming is not None:
             warming.join()
 
-    def _open(self, config: DictConfig, run, uri: str) -> None:
+    def _open(self, config: DictConfig, run: RunConfig, uri: str) -> None:
         """Create the sweep's parent run and write its identity where its jobs find it."""
         from mlflow.exceptions import MlflowException
 
