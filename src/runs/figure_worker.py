@@ -1,8 +1,8 @@
 """Run figures drawn by a child process, off the training path.
 
-Drawing a run's three PNGs costs about 0.3 s of matplotlib, plus about a second to
-import it. ``FigureWorker`` starts ``python -m src.runs.figure_worker`` once per
-process, early, so that the child imports matplotlib on the second core while the
+Drawing a run's three PNGs costs about 0.1 s of matplotlib (``src.runs.figures``), plus
+about a second to import it. ``FigureWorker`` starts ``python -m src.runs.figure_worker``
+once per process, early, so that the child imports matplotlib on the second core while the
 parent imports MLflow and trains. For every run the parent sends the run's history,
 network and data (``FigureJob``, pickled over the child's stdin) and goes on; the child
 writes the PNGs into a directory the parent named (the job directory's ``figures/``, else
