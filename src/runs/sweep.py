@@ -179,7 +179,8 @@ def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
     """For the joblib launcher: start its worker processes now, in a thread, each importing
     what a job needs (``warm_up_worker``), so that they get ready while this process
     creates the parent run; the launcher's ``Parallel``, configured alike, then reuses
-    them. Returns the thread (join it before the launcher starts), or None."""
+    them. Returns the thread (join it before the launcher starts), or None (another
+    launcher, or a single worker: joblib then runs the jobs in this process)."""
     if OmegaConf.select(config, "hydra.launcher._target_") != JOBLIB_LAUNCHER:
         return None
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
@@ -189,10 +190,15 @@ def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
     settings.pop("_target_")
     settings["backend"] = "loky"  # as the launcher sets it
     process_joblib_cfg(settings)
+    workers = effective_n_jobs(settings["n_jobs"])
+    if workers < 2:  # joblib runs the jobs in this process
+        return None
+    # what dispatching imports, imported here: no module is imported by two threads at once
+    from joblib.externals.loky.backend import fork_exec, popen_loky_posix, synchronize  # noqa: F401
 
     def start() -> None:
         try:
-            Parallel(**settings)(delayed(warm_up_worker)() for _ in range(effective_n_jobs(settings["n_jobs"])))
+            Parallel(**settings)(delayed(warm_up_worker)() for _ in range(workers))
         except Exception as err:  # the launcher starts its workers itself
             log.debug("joblib workers not started ahead: %s", err)
 

@@ -183,6 +183,9 @@ def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs():
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         assert start_joblib_workers(compose("config", ["hydra/launcher=basic"], return_hydra_config=True)) is None
+        # one worker: joblib runs the jobs in this process, which imports what they need itself
+        single = compose("config", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=1"], return_hydra_config=True)
+        assert start_joblib_workers(single) is None
         config = compose("config", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
     warming = start_joblib_workers(config)
     warming.join()
