@@ -175,12 +175,13 @@ def jobs_run_here(config: DictConfig) -> bool:
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 
 
-def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
+def start_joblib_workers(config: DictConfig, uri: str, experiment: str) -> threading.Thread | None:
     """For the joblib launcher: start its worker processes now, in a thread, each importing
-    what a job needs (``warm_up_worker``), so that they get ready while this process
-    creates the parent run; the launcher's ``Parallel``, configured alike, then reuses
-    them. Returns the thread (join it before the launcher starts), or None (another
-    launcher, or a single worker: joblib then runs the jobs in this process)."""
+    what a job needs and opening the store ``uri`` and its ``experiment``
+    (``warm_up_worker``), so that they get ready while this process creates the parent
+    run; the launcher's ``Parallel``, configured alike, then reuses them. Returns the
+    thread (join it before the launcher starts), or None (another launcher, or a single
+    worker: joblib then runs the jobs in this process)."""
     if OmegaConf.select(config, "hydra.launcher._target_") != JOBLIB_LAUNCHER:
         return None
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
@@ -198,7 +199,7 @@ def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
 
     def start() -> None:
         try:
-            Parallel(**settings)(delayed(warm_up_worker)() for _ in range(workers))
+            Parallel(**settings)(delayed(warm_up_worker)(uri, experiment) for _ in range(workers))
         except Exception as err:  # the launcher starts its workers itself
             log.debug("joblib workers not started ahead: %s", err)
 
@@ -208,15 +209,16 @@ def start_joblib_workers(config: DictConfig) -> threading.Thread | None:
     return thread
 
 
-def warm_up_worker() -> None:
+def warm_up_worker(uri: str, experiment: str) -> None:
     """In a joblib worker: import what its jobs run (MLflow's client, the tracked run, the
-    figures with matplotlib)."""
-    import mlflow.tracking  # noqa: F401
-
+    figures with matplotlib) and open the store as they do (``open_experiment``: its
+    connection, schema check and experiment are then the process's)."""
     import src.runs.cli  # noqa: F401
     import src.runs.figures  # noqa: F401
     import src.runs.metric_writer  # noqa: F401
     import src.runs.tracked_run  # noqa: F401
+
+    open_experiment(uri, experiment)
 
 
 #: After Ctrl-C or SIGTERM, how long a sweep waits for its worker processes to close
@@ -243,7 +245,7 @@ class MlflowParentRun(Callback):
             sys.exit(f"error: {err}")
         # the figure worker (or the joblib launcher's workers) import while this process imports MLflow
         figure_worker.sweep_starts(draws=run.tracking.log_figures and jobs_run_here(config))
-        warming = start_joblib_workers(config)
+        warming = start_joblib_workers(config, uri, run.tracking.experiment)
         self._open(config, run, uri)
         if warming is not None:
             warming.join()

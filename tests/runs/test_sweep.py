@@ -163,37 +163,43 @@ def test_the_time_left_is_paced_by_the_jobs_done_since_their_own_work_began():
     assert SweepPlan(started=now - 5).progress(2) == "job 3, sweep 5 s in"
 
 
-def _imports_done() -> tuple[int, bool]:
+def _ready() -> tuple[int, bool]:
+    """This worker's pid, and whether it imported what a job runs and opened the store."""
     import os
     import sys
 
-    return os.getpid(), all(m in sys.modules for m in ("mlflow.tracking", "matplotlib", "src.runs.tracked_run"))
+    imported = all(m in sys.modules for m in ("mlflow.tracking", "matplotlib", "src.runs.tracked_run"))
+    from src.runs.tracking import _freeze_imported  # called once a store is open (``open_experiment``)
+
+    return os.getpid(), imported and _freeze_imported.cache_info().currsize == 1
 
 
-def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs():
+def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs(tracking_uri):
     """The sweep starts the joblib launcher's workers while it creates its parent: they
-    import what a job runs, and the launcher's ``Parallel`` (configured the same) reuses them."""
+    import what a job runs and open the store, and the launcher's ``Parallel`` (configured
+    the same) reuses them."""
     from hydra import compose, initialize_config_dir
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
     from omegaconf import OmegaConf
 
     from src.runs.config import CONF_DIR
-    from src.runs.sweep import start_joblib_workers, warm_up_worker
+    from src.runs.sweep import start_joblib_workers
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        assert start_joblib_workers(compose("config", ["hydra/launcher=basic"], return_hydra_config=True)) is None
+        basic = compose("config", ["hydra/launcher=basic"], return_hydra_config=True)
+        assert start_joblib_workers(basic, tracking_uri, "backprop") is None
         # one worker: joblib runs the jobs in this process, which imports what they need itself
         single = compose("config", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=1"], return_hydra_config=True)
-        assert start_joblib_workers(single) is None
+        assert start_joblib_workers(single, tracking_uri, "backprop") is None
         config = compose("config", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
-    warming = start_joblib_workers(config)
+    warming = start_joblib_workers(config, tracking_uri, "backprop")
     warming.join()
     assert not warming.daemon  # loky's threads take after it; a daemon's would hang the exit
     settings = OmegaConf.to_container(config.hydra.launcher)
     settings.pop("_target_")
     settings["backend"] = "loky"
     process_joblib_cfg(settings)
-    answers = Parallel(**settings)(delayed(_imports_done)() for _ in range(8))
+    answers = Parallel(**settings)(delayed(_ready)() for _ in range(8))
     assert {ready for _, ready in answers} == {True} and len({pid for pid, _ in answers}) <= 2
-    assert warm_up_worker() is None
+    assert MlflowClient(tracking_uri).get_experiment_by_name("backprop") is not None
