@@ -5,10 +5,10 @@ Opening a store (``open_experiment``) holds an exclusive lock on the directory o
 sqlite store while MLflow creates or migrates its tables and the experiment, so that
 processes launched at once into a fresh store wait for each other instead of racing
 through the same migrations, and an interrupt waits until the tables exist. A sqlite
-store is switched to write-ahead logging with ``synchronous=NORMAL`` (``tune_sqlite``):
-a commit then appends to the log without waiting for the disk, which halves the cost of
-each of a run's dozen store calls; a committed run still survives its process being
-killed, and readers (``mlflow ui``) never block the runs that write.
+store on a local disk is switched to write-ahead logging with ``synchronous=NORMAL``
+(``tune_sqlite``): a commit then appends to the log without waiting for the disk, which
+halves the cost of each of a run's dozen store calls; a committed run still survives its
+process being killed, and readers (``mlflow ui``) never block the runs that write.
 
 Names: a single run is named by its config's short form (``config_name``:
 ``xor-adam-2x8-tanh-s0``). A sweep's child is named by the values its sweep varies, in
@@ -110,12 +110,18 @@ def open_experiment(uri: str, name: str) -> tuple[MlflowClient, str]:
 #: Set on every sqlite connection this process opens (``tune_sqlite``). ``journal_mode``
 #: is kept by the database file; a store another process holds locked keeps its mode.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL")
+#: File systems that processes on several hosts may share: sqlite's write-ahead log (its
+#: index lives in shared memory) does not work there, so a store on one keeps sqlite's
+#: defaults.
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "afs", "ceph", "lustre", "gpfs", "beegfs", "glusterfs", "sshfs", "9p"}
+)
 
 
 @functools.cache
 def tune_sqlite() -> None:
     """Once per process, before its first sqlite store is opened: every sqlite connection
-    SQLAlchemy makes gets ``SQLITE_PRAGMAS``."""
+    SQLAlchemy makes to a database on a local file system gets ``SQLITE_PRAGMAS``."""
     import sqlite3
 
     from sqlalchemy import event
@@ -124,11 +130,34 @@ def tune_sqlite() -> None:
     def on_connect(connection, _record) -> None:
         if not isinstance(connection, sqlite3.Connection):
             return
+        database = connection.execute("PRAGMA database_list").fetchone()[2]  # "" in memory
+        if not database or filesystem_type(os.path.dirname(os.path.realpath(database))) in NETWORK_FILESYSTEMS:
+            return
         for pragma in SQLITE_PRAGMAS:
             with contextlib.suppress(sqlite3.OperationalError):  # locked by another process: as it is
                 connection.execute(f"PRAGMA {pragma}")
 
     event.listen(Engine, "connect", on_connect)
+
+
+@functools.cache
+def filesystem_type(directory: str, mounts: str = "/proc/mounts") -> str | None:
+    """The type of the file system ``directory`` (absolute, resolved) is on, from the mount
+    table ``mounts`` (``fuse.sshfs`` counts as ``sshfs``), or None when it cannot be read."""
+    try:
+        table = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None
+    found, kind = "", None
+    for line in table:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = directory == point or directory.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(found):
+            found, kind = point, fields[2].removeprefix("fuse.")
+    return kind
 
 
 @functools.cache

@@ -311,6 +311,30 @@ def test_a_sqlite_store_commits_through_a_write_ahead_log(tracking_uri, tmp_path
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
+def test_a_sqlite_store_on_a_network_file_system_keeps_sqlites_defaults(tmp_path, monkeypatch):
+    import sqlite3
+
+    from src.runs import tracking
+
+    mounts = tmp_path / "mounts"
+    escaped = str(tmp_path / "shared" / "my dir").replace(" ", "\\040")  # as the mount table writes a space
+    table = ["/dev/vda1 / ext4 rw 0 0", f"server:/export {tmp_path / 'shared'} nfs4 rw 0 0"]
+    mounts.write_text("\n".join([*table, f"me@host:/x {escaped} fuse.sshfs rw 0 0"]) + "\n")
+    assert tracking.filesystem_type("/home/me", str(mounts)) == "ext4"
+    assert tracking.filesystem_type(str(tmp_path / "shared" / "lab"), str(mounts)) == "nfs4"
+    assert tracking.filesystem_type(str(tmp_path / "shared" / "my dir" / "a"), str(mounts)) == "sshfs"
+    assert tracking.filesystem_type(str(tmp_path / "sharedx"), str(mounts)) == "ext4"
+    assert tracking.filesystem_type("/", str(tmp_path / "absent")) is None
+
+    (tmp_path / "shared").mkdir()
+    monkeypatch.setattr(tracking, "filesystem_type", lambda directory: "nfs4" if "shared" in directory else "ext4")
+    client, _ = open_experiment(f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}", "on-nfs")
+    with sqlite3.connect(tmp_path / "shared" / "mlflow.db") as other:
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    with client._tracking_client.store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, sqlite's default
+
+
 def test_bad_training_is_tagged_and_said(compose_config, tracking_uri, caplog):
     """Three overlapping blobs at SGD's default lr 1.0: the test loss doubles from epoch 16
     while the training loss keeps falling. With L2 and lr 0.1 (the README's example) it
