@@ -173,7 +173,7 @@ def train_and_track(
 
     try:
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
-        client.log_inputs(run_id, datasets=dataset_inputs(run, parts.data))
+        log_dataset_inputs(client, run_id, run, parts.data)
         if trained is not None:
             result = _replay(trained, parts, writer)
             if trained.interrupted:  # its stack stopped at Ctrl-C or SIGTERM
@@ -355,6 +355,19 @@ def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> Trai
     for index, timestamp in enumerate(trained.epoch_times):
         writer.add(index + 1, {name: values[index] for name, values in history.items()}, timestamp)
     return trained.result
+
+
+def log_dataset_inputs(client: MlflowClient, run_id: str, run: RunConfig, data: Dataset) -> None:
+    """Log ``dataset_inputs`` on the run, once more if the store refused them: MLflow looks
+    a dataset up, then inserts it, so runs starting at the same moment (joblib workers, a
+    SLURM array) can race to insert the same one; the second attempt finds it and links it."""
+    from mlflow.exceptions import MlflowException
+
+    inputs = dataset_inputs(run, data)
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException:
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def dataset_inputs(run: RunConfig, data: Dataset) -> list:

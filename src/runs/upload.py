@@ -70,13 +70,13 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
 
     from src.runs.build import build_dataset, load_network
     from src.runs.metric_store import log_metrics
-    from src.runs.tracked_run import dataset_inputs, log_model, summary_metrics
+    from src.runs.tracked_run import log_dataset_inputs, log_model, summary_metrics
 
     data = build_dataset(run)
     if existing is None or not existing.data.params:
         client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(run.to_dict()).items()])
     if existing is None or not existing.inputs.dataset_inputs:
-        client.log_inputs(run_id, datasets=dataset_inputs(run, data))
+        log_dataset_inputs(client, run_id, run, data)
     history = _send_history(client, run_id, local, run, run.tracking.outage_wait if wait is None else wait)
     summary = {**record.get("metrics", {}), **record.get("layer_statistics", {})}
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])

@@ -393,3 +393,31 @@ def test_a_run_outside_ipython_does_not_import_it():
     code = "from src.runs.tracking import context_tags; import sys; context_tags(); print('IPython' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False"], proc.stderr[-2000:]
+
+
+def test_dataset_inputs_are_logged_once_more_after_a_conflict(compose_config, tracking_uri, monkeypatch):
+    """Runs starting at once can race to insert the same dataset (MLflow looks it up, then
+    inserts it): the run that lost logs its inputs again and links the dataset the other
+    inserted; a store that refuses twice fails the run as before."""
+    from mlflow.exceptions import MlflowException
+
+    original = MlflowClient.log_inputs
+    calls = []
+
+    def racing(self, run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise MlflowException('duplicate key value violates unique constraint "dataset_pk"')
+        return original(self, run_id, datasets=datasets, models=models)
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", racing)
+    summary = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false"))
+    run = MlflowClient(tracking_uri).get_run(summary.run_id)
+    assert len(calls) == 2 and [d.dataset.name for d in run.inputs.dataset_inputs] == ["xor-train"]
+
+    def refusing(self, run_id, datasets=None, models=None):
+        raise MlflowException("the store refuses")
+
+    monkeypatch.setattr(MlflowClient, "log_inputs", refusing)
+    with pytest.raises(MlflowException, match="refuses"):
+        train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false", "trainer.seed=1"))
