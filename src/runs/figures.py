@@ -96,7 +96,7 @@ def learning_curve(history: dict[str, list[float]], title: str = "", threshold: 
     batch losses (mini-batch runs) and the test set when present; ``threshold`` as a
     dotted line on the loss."""
     fig = Figure(figsize=(10, 4))
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.13, top=0.84, wspace=0.24)  # room for "0.0001" and its label
     ax_loss, ax_acc = fig.subplots(1, 2)
     for loss, accuracy, label, colour in _curves(history):
         style = {"linestyle": "--", "linewidth": 1} if accuracy is None else {}

@@ -99,3 +99,17 @@ def test_figures_drawn_over_what_runs_share_have_the_pixels_of_a_whole_drawing(c
     assert backgrounds[2]["learning_curve.png"] == backgrounds[1]["learning_curve.png"]  # the epochs did not change
     assert backgrounds[2]["decision_boundary.png"] != backgrounds[1]["decision_boundary.png"]
     assert backgrounds[3]["learning_curve.png"] != backgrounds[2]["learning_curve.png"]
+
+
+def test_the_loss_axis_label_stays_inside_the_figure_for_small_losses():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from src.runs.figures import learning_curve
+
+    history = {"train_loss": list(np.geomspace(0.3, 2.5e-5, 5000)), "train_accuracy": [1.0] * 5000}
+    fig = learning_curve(history, "lr=3-s7")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax_loss = fig.axes[0]
+    assert "0.0001" in [label.get_text() for label in ax_loss.get_yticklabels()]
+    assert ax_loss.yaxis.label.get_window_extent(renderer).x0 >= 0
