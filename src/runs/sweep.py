@@ -167,12 +167,28 @@ IN_PROCESS_LAUNCHERS = (
 )
 
 
+def launcher_of(config: DictConfig) -> str | None:
+    """The class (``_target_``) of the sweep's launcher."""
+    return OmegaConf.select(config, "hydra.launcher._target_")
+
+
 def jobs_run_here(config: DictConfig) -> bool:
     """Whether the sweep's launcher runs its jobs in this process."""
-    return OmegaConf.select(config, "hydra.launcher._target_") in IN_PROCESS_LAUNCHERS
+    return launcher_of(config) in IN_PROCESS_LAUNCHERS
 
 
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def joblib_settings(config: DictConfig) -> dict:
+    """The arguments the joblib launcher gives ``joblib.Parallel`` for this sweep."""
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+    settings = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+    settings.pop("_target_")
+    settings["backend"] = "loky"  # as the launcher sets it
+    process_joblib_cfg(settings)
+    return settings
 
 
 def start_joblib_workers(config: DictConfig, uri: str, experiment: str) -> threading.Thread | None:
@@ -182,15 +198,11 @@ def start_joblib_workers(config: DictConfig, uri: str, experiment: str) -> threa
     run; the launcher's ``Parallel``, configured alike, then reuses them. Returns the
     thread (join it before the launcher starts), or None (another launcher, or a single
     worker: joblib then runs the jobs in this process)."""
-    if OmegaConf.select(config, "hydra.launcher._target_") != JOBLIB_LAUNCHER:
+    if launcher_of(config) != JOBLIB_LAUNCHER:
         return None
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed, effective_n_jobs
 
-    settings = OmegaConf.to_container(config.hydra.launcher, resolve=True)
-    settings.pop("_target_")
-    settings["backend"] = "loky"  # as the launcher sets it
-    process_joblib_cfg(settings)
+    settings = joblib_settings(config)
     workers = effective_n_jobs(settings["n_jobs"])
     if workers < 2:  # joblib runs the jobs in this process
         return None

@@ -179,12 +179,10 @@ def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs(tracking_uri):
     import what a job runs and open the store, and the launcher's ``Parallel`` (configured
     the same) reuses them."""
     from hydra import compose, initialize_config_dir
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
-    from omegaconf import OmegaConf
 
     from src.runs.config import CONF_DIR
-    from src.runs.sweep import start_joblib_workers
+    from src.runs.sweep import joblib_settings, start_joblib_workers
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         basic = compose("config", ["hydra/launcher=basic"], return_hydra_config=True)
@@ -196,10 +194,6 @@ def test_joblib_workers_start_with_the_sweep_and_serve_its_jobs(tracking_uri):
     warming = start_joblib_workers(config, tracking_uri, "backprop")
     warming.join()
     assert not warming.daemon  # loky's threads take after it; a daemon's would hang the exit
-    settings = OmegaConf.to_container(config.hydra.launcher)
-    settings.pop("_target_")
-    settings["backend"] = "loky"
-    process_joblib_cfg(settings)
-    answers = Parallel(**settings)(delayed(_ready)() for _ in range(8))
+    answers = Parallel(**joblib_settings(config))(delayed(_ready)() for _ in range(8))
     assert {ready for _, ready in answers} == {True} and len({pid for pid, _ in answers}) <= 2
     assert MlflowClient(tracking_uri).get_experiment_by_name("backprop") is not None
