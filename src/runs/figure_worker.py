@@ -40,7 +40,7 @@ from src.runs.datasets import Dataset
 from src.runs.snapshots import Snapshots
 
 if TYPE_CHECKING:  # the child never imports MLflow
-    from mlflow.tracking import MlflowClient
+    from src.runs.tracking import RunArtifacts
 
 log = logging.getLogger(__name__)
 #: The worker a sweep shares across the jobs it runs in this process (see ``shared``).
@@ -87,20 +87,21 @@ class FigureWorker:
         self._child = subprocess.Popen(
             [sys.executable, "-m", "src.runs.figure_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        #: (client, run id, output directory, whether it is temporary, job) in the order they were sent
-        self._pending: deque[tuple[MlflowClient, str, Path, bool, Drawable]] = deque()
+        #: (the run's artifacts, output directory, whether it is temporary, job) in the order they were sent
+        self._pending: deque[tuple[RunArtifacts, Path, bool, Drawable]] = deque()
         if rehearsal is not None:
             pickle.dump((rehearsal, None), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._child.stdin.flush()
 
-    def submit(self, client: MlflowClient, run_id: str, job: Drawable, out_dir: Path | None = None) -> None:
+    def submit(self, artifacts: RunArtifacts, job: Drawable, out_dir: Path | None = None) -> None:
         """Hand a run's figures to the child (or draw them here if it is gone); they go
-        into ``out_dir`` (None: a temporary directory, removed once they are uploaded)."""
+        into ``out_dir`` (None: a temporary directory, removed once they are uploaded),
+        then to ``artifacts`` (``src.runs.tracking.RunArtifacts``)."""
         self.collect()
         temporary = out_dir is None
         out_dir = Path(tempfile.mkdtemp(prefix="figures-")) if temporary else out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._pending.append((client, run_id, out_dir, temporary, job))
+        self._pending.append((artifacts, out_dir, temporary, job))
         try:
             pickle.dump((job, str(out_dir)), self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._child.stdin.flush()
@@ -117,11 +118,11 @@ class FigureWorker:
             except (EOFError, OSError, pickle.UnpicklingError):
                 self._fall_back()
                 return
-            client, run_id, out_dir, temporary, job = self._pending.popleft()
+            artifacts, out_dir, temporary, job = self._pending.popleft()
             if error:
-                log.warning("figures of run %s: the worker failed (%s); drawing them here", run_id, error)
+                log.warning("figures of run %s: the worker failed (%s); drawing them here", artifacts.run_id, error)
                 job.draw(out_dir)
-            _upload(client, run_id, out_dir, temporary)
+            _upload(artifacts, out_dir, temporary)
 
     def close(self) -> None:
         """Wait for every pending figure and upload it; the child, its input closed, exits
@@ -137,9 +138,9 @@ class FigureWorker:
         """The child is gone: draw what it had not answered in this process."""
         log.warning("the figure worker stopped; drawing %d pending figure set(s) in this process", len(self._pending))
         while self._pending:
-            client, run_id, out_dir, temporary, job = self._pending.popleft()
+            artifacts, out_dir, temporary, job = self._pending.popleft()
             job.draw(out_dir)
-            _upload(client, run_id, out_dir, temporary)
+            _upload(artifacts, out_dir, temporary)
 
 
 def for_job(run: RunConfig, single_run: bool) -> tuple[FigureWorker | None, bool]:
@@ -188,14 +189,16 @@ def close_shared() -> None:
         worker.close()
 
 
-def _upload(client: MlflowClient, run_id: str, out_dir: Path, temporary: bool) -> None:
+def _upload(artifacts: RunArtifacts, out_dir: Path, temporary: bool) -> None:
     """Upload a run's figures, then remove a temporary ``out_dir``; a store that does not
     take them leaves them where they are (a job directory's are uploaded by
     ``python -m src.runs.upload``), with a warning."""
     try:
-        client.log_artifacts(run_id, str(out_dir))
+        artifacts.upload(out_dir)
     except Exception as err:
-        log.warning("figures of run %s not uploaded (%s); they are in %s", run_id, str(err).splitlines()[0], out_dir)
+        log.warning(
+            "figures of run %s not uploaded (%s); they are in %s", artifacts.run_id, str(err).splitlines()[0], out_dir
+        )
         return
     if temporary:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs import contract as c
-from src.runs.tracking import param_name, search_all
+from src.runs.tracking import RunArtifacts, param_name, search_all
 from src.runs.tuning import median
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, s
         figures = SweepFigures(_curves(client, runs, swept), _heatmap(runs, *numeric) if len(numeric) == 2 else None)
         worker = figure_worker.running()
         if worker is not None:
-            worker.submit(client, parent_run_id, figures)
+            worker.submit(RunArtifacts(client, parent_run_id), figures)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 figures.draw(Path(tmp))

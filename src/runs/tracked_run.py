@@ -69,6 +69,7 @@ from src.runs.progress import Progress
 from src.runs.snapshots import Snapshots, layer_statistics, snapshot_epochs
 from src.runs.store import StoreUnavailable, check_store, one_line, retry_while_down, unavailable
 from src.runs.tracking import (
+    RunArtifacts,
     config_name,
     context_tags,
     flatten,
@@ -160,9 +161,10 @@ def train_and_track(
     local.start(run.to_yaml(), {**record, "start_time": start_time, "tags": tags})
     try:
         client, experiment_id = open_experiment(uri, run.tracking.experiment)
-        run_id = client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=name).info.run_id
+        info = client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=name).info
     except MlflowException as err:
         raise unavailable(uri, run.tracking.timeout, one_line(err)) from None
+    run_id, artifacts = info.run_id, RunArtifacts(client, info.run_id, info.artifact_uri)
     local.stored_in(uri, run_id, complete=False)
     writer = MetricWriter(client, run_id, run.trainer.epochs, outage_seconds=run.tracking.outage_wait)
     progress = Progress(name, run.trainer.epochs, run.trainer.log_every)
@@ -223,7 +225,7 @@ def train_and_track(
         _store_the_end(
             client,
             experiment_id,
-            run_id,
+            artifacts,
             run,
             parts,
             result,
@@ -242,7 +244,7 @@ def train_and_track(
         tags_now = {**tags, c.TAG_INTERRUPTED: "true"}
         local.save(writer.points, "KILLED", int(time.time() * 1000), parts.net, tags=tags_now)
         writer.close()
-        client.log_artifacts(run_id, str(local.artifacts))
+        artifacts.upload(local.artifacts)
         client.set_tag(run_id, c.TAG_INTERRUPTED, "true")
         client.set_terminated(run_id, "KILLED")
         local.discard()
@@ -271,7 +273,7 @@ def train_and_track(
 def _store_the_end(
     client: MlflowClient,
     experiment_id: str,
-    run_id: str,
+    artifacts: RunArtifacts,
     run: RunConfig,
     parts: RunParts,
     result: TrainResult,
@@ -293,10 +295,11 @@ def _store_the_end(
 
     from src.runs.metric_store import log_metrics
 
+    run_id = artifacts.run_id
     if run.tracking.log_figures:
         job = FigureJob(name, result.history, parts.net.copy(), parts.data, run.trainer.loss_threshold, evolution)
         if figures is not None:  # drawn by the worker while this process goes on
-            figures.submit(client, run_id, job, None if local.temporary else local.figures)
+            figures.submit(artifacts, job, None if local.temporary else local.figures)
         else:
             job.draw(local.artifacts)
     uri, timeout = client.tracking_uri, run.tracking.timeout
@@ -309,7 +312,7 @@ def _store_the_end(
 
     send(lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in end_tags.items()]))
     send(lambda: log_metrics(client, run_id, summary_metrics(final, now)))
-    send(lambda: client.log_artifacts(run_id, str(local.artifacts)))
+    send(lambda: artifacts.upload(local.artifacts))
     if run.tracking.log_model:
         send(lambda: log_model(client, experiment_id, run_id, local.artifacts, parts.net, parts.data))
     if run.trainer.gradcheck and not result.diverged:

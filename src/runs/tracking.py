@@ -107,6 +107,27 @@ def open_experiment(uri: str, name: str) -> tuple[MlflowClient, str]:
     return client, experiment_id
 
 
+class RunArtifacts:
+    """Where a run's artifacts go: its id and its artifact repository, resolved from its
+    artifact URI the way ``MlflowClient.log_artifacts`` resolves it, but without asking
+    the store for the whole run first (``get_run`` reads every param, tag and latest
+    metric of the run: 14 ms a run on sqlite). ``artifact_uri``: the run's, as
+    ``create_run`` returned it (None: looked up once)."""
+
+    def __init__(self, client: MlflowClient, run_id: str, artifact_uri: str | None = None):
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+        self.run_id = run_id
+        uri = artifact_uri or client.get_run(run_id).info.artifact_uri
+        uri = add_databricks_profile_info_to_artifact_uri(uri, client.tracking_uri)
+        self.repository = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
+
+    def upload(self, local_dir: str | Path) -> None:
+        """Every file under ``local_dir`` to the run's artifact root (as ``log_artifacts``)."""
+        self.repository.log_artifacts(str(local_dir))
+
+
 #: Set on every sqlite connection this process opens (``tune_sqlite``). ``journal_mode``
 #: is kept by the database file; a store another process holds locked keeps its mode.
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL")

@@ -23,7 +23,7 @@ from src.runs import contract as c
 from src.runs.config import load_run_config
 from src.runs.job_dir import JobDir
 from src.runs.store import StoreUnavailable, check_store, one_line
-from src.runs.tracking import flatten, open_experiment, resolve_tracking_uri
+from src.runs.tracking import RunArtifacts, flatten, open_experiment, resolve_tracking_uri
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 log = logging.getLogger(__name__)
@@ -62,11 +62,11 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
     if not _exists(client, tags.get(c.TAG_PARENT_RUN)):
         tags.pop(c.TAG_PARENT_RUN, None)  # a sweep's parent from another store
     if existing is None:
-        created = client.create_run(experiment_id, record["start_time"], tags, record["run_name"])
-        run_id = created.info.run_id
-        local.stored_in(uri, run_id, complete=False)
+        info = client.create_run(experiment_id, record["start_time"], tags, record["run_name"]).info
+        local.stored_in(uri, info.run_id, complete=False)
     else:
-        run_id = existing.info.run_id
+        info = existing.info
+    run_id, artifacts = info.run_id, RunArtifacts(client, info.run_id, info.artifact_uri)
 
     from src.runs.build import build_dataset, load_network
     from src.runs.metric_store import log_metrics
@@ -88,9 +88,9 @@ def upload(job_dir: str | Path, tracking_uri: str | None = None, wait: float | N
 
         threshold = run.trainer.loss_threshold
         FigureJob(record["run_name"], history, load_network(run, weights), data, threshold).draw(local.figures)
-    client.log_artifacts(run_id, str(local.artifacts))
+    artifacts.upload(local.artifacts)
     if local.figures.is_dir():
-        client.log_artifacts(run_id, str(local.figures))
+        artifacts.upload(local.figures)
     has_model = existing is not None and c.TAG_MODEL_URI in existing.data.tags
     if finished and run.tracking.log_model and not has_model:
         log_model(client, experiment_id, run_id, local.artifacts, load_network(run, weights), data)

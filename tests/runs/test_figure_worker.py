@@ -8,6 +8,7 @@ from src.runs import contract as c
 from src.runs.build import assemble
 from src.runs.config import validate
 from src.runs.figure_worker import FigureJob, FigureWorker
+from src.runs.tracking import RunArtifacts
 
 FIGURES = {c.LEARNING_CURVE_FILE, c.DECISION_BOUNDARY_FILE, c.PREDICTION_FILE}
 
@@ -34,7 +35,7 @@ def test_the_worker_uploads_each_runs_figures(tracking_uri, jobs):
     client, run_ids = _runs(tracking_uri, 3)
     worker = FigureWorker()
     for run_id, job in zip(run_ids, [*jobs, jobs[0]], strict=True):
-        worker.submit(client, run_id, job)
+        worker.submit(RunArtifacts(client, run_id), job)
     worker.close()
     for run_id in run_ids:
         assert {a.path for a in client.list_artifacts(run_id)} == FIGURES
@@ -43,10 +44,10 @@ def test_the_worker_uploads_each_runs_figures(tracking_uri, jobs):
 def test_a_dead_worker_loses_no_figure(tracking_uri, jobs):
     client, run_ids = _runs(tracking_uri, 2)
     worker = FigureWorker()
-    worker.submit(client, run_ids[0], jobs[0])
+    worker.submit(RunArtifacts(client, run_ids[0]), jobs[0])
     worker._child.kill()
     worker._child.wait()
-    worker.submit(client, run_ids[1], jobs[1])
+    worker.submit(RunArtifacts(client, run_ids[1]), jobs[1])
     worker.close()
     for run_id in run_ids:
         assert {a.path for a in client.list_artifacts(run_id)} == FIGURES
@@ -66,6 +67,6 @@ def test_a_single_runs_worker_rehearses_its_figures_and_draws_the_run_alike(trac
     assert rehearse(validate(compose_config("tracking.evolution=never"))).snapshots is None
     client, (run_id,) = _runs(tracking_uri, 1)
     worker = FigureWorker(rehearsal)
-    worker.submit(client, run_id, jobs[1])
+    worker.submit(RunArtifacts(client, run_id), jobs[1])
     worker.close()
     assert {a.path for a in client.list_artifacts(run_id)} == FIGURES

@@ -24,7 +24,7 @@ from src.runs.metric_writer import (
     resolution_stride,
 )
 from src.runs.tracked_run import JobContext, train_and_track
-from src.runs.tracking import context_tags, git_tags, open_experiment
+from src.runs.tracking import RunArtifacts, context_tags, git_tags, open_experiment
 
 ARTIFACTS = {
     "config.yaml",
@@ -421,3 +421,22 @@ def test_dataset_inputs_are_logged_once_more_after_a_conflict(compose_config, tr
     monkeypatch.setattr(MlflowClient, "log_inputs", refusing)
     with pytest.raises(MlflowException, match="refuses"):
         train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false", "trainer.seed=1"))
+
+
+def test_a_run_uploads_its_artifacts_without_reading_itself_back(compose_config, tracking_uri, monkeypatch):
+    """Artifacts go to the repository of the artifact URI ``create_run`` returned, not
+    through a ``get_run`` of the whole run per upload."""
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    reads = []
+    read = TrackingServiceClient.get_run
+    monkeypatch.setattr(
+        TrackingServiceClient, "get_run", lambda self, run_id: reads.append(run_id) or read(self, run_id)
+    )
+    summary = train_and_track(compose_config("trainer.epochs=20"))
+    assert reads == []
+    client = MlflowClient(tracking_uri)
+    assert {a.path for a in client.list_artifacts(summary.run_id)} == ARTIFACTS | EVOLUTION
+    looked_up = RunArtifacts(client, summary.run_id)  # without the URI: read once
+    assert reads == [summary.run_id]
+    assert looked_up.repository.artifact_uri == client.get_run(summary.run_id).info.artifact_uri
