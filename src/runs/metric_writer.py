@@ -28,8 +28,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
@@ -88,6 +89,27 @@ class MetricWriter:
         if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:
             self.pending.append(point)
             self._last_queued = epoch
+
+    def add_epochs(self, history: Mapping[str, Sequence[float]], timestamps: Sequence[float]) -> None:
+        """Record the next ``len(timestamps)`` epochs at once, as ``add`` would one by one
+        (a run that trained elsewhere, in a stack): ``history`` maps each metric to its
+        values per epoch, ``timestamps`` are when the epochs ran, in seconds since the epoch."""
+        names = list(history)
+        stamps = np.rint(np.asarray(timestamps, dtype=np.float64) * 1000).astype(np.int64).tolist()
+        rows = zip(*(history[name] for name in names), strict=True)
+        first = len(self.points) + 1
+        points = [
+            (epoch, stamp, dict(zip(names, row, strict=True)))
+            for epoch, stamp, row in zip(range(first, first + len(stamps)), stamps, rows, strict=True)
+        ]
+        if not points:
+            return
+        queued = [p for p in points if p[0] <= FULL_RESOLUTION_EPOCHS or p[0] % self.stride == 0]
+        self.points.extend(points)
+        self._last = points[-1]
+        if queued:
+            self.pending.extend(queued)
+            self._last_queued = queued[-1][0]
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.flush_seconds):

@@ -354,9 +354,7 @@ def training_warnings(history: dict[str, list[float]]) -> dict[str, str]:
 def _replay(trained: StackResult, parts: RunParts, writer: MetricWriter) -> TrainResult:
     """Put a stacked run's parameters into its network and its epochs into the writer."""
     parts.net.params[...] = trained.params
-    history = trained.result.history
-    for index, timestamp in enumerate(trained.epoch_times):
-        writer.add(index + 1, {name: values[index] for name, values in history.items()}, timestamp)
+    writer.add_epochs(trained.result.history, trained.epoch_times)
     return trained.result
 
 

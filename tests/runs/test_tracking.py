@@ -230,6 +230,23 @@ def test_writer_thins_long_runs_but_keeps_the_first_and_last_epochs(tracking_uri
     assert steps[-1] == 31_233 and len(steps) <= MAX_POINTS_PER_METRIC + 1
 
 
+def test_writer_takes_a_stacked_runs_epochs_at_once_as_one_by_one(tracking_uri):
+    client, run_id = _new_run(tracking_uri)
+    rng = np.random.default_rng(0)
+    history = {"a": rng.normal(size=3_001).tolist(), "b": rng.normal(size=3_001).tolist()}
+    timestamps = 1.7e9 + np.cumsum(rng.uniform(0, 0.0015, size=3_001))
+    writers = [MetricWriter(client, run_id, max_epochs=5_000, outage_seconds=0, flush_seconds=3600) for _ in "ab"]
+    for epoch, stamp in enumerate(timestamps, start=1):
+        writers[0].add(epoch, {key: values[epoch - 1] for key, values in history.items()}, stamp)
+    writers[1].add_epochs(history, timestamps)
+    assert writers[1].points == writers[0].points and len(writers[1].points) == 3_001
+    assert writers[1].pending == writers[0].pending
+    assert writers[1].pending[-1][0] == 3_001 // writers[1].stride * writers[1].stride  # the last: on close
+    writers[1].close()
+    assert _steps(client, run_id, "a")[-1] == 3_001
+    writers[0]._stopped.set()
+
+
 def test_writer_sends_while_the_run_trains_with_real_timestamps(tracking_uri):
     client, run_id = _new_run(tracking_uri)
     writer = MetricWriter(client, run_id, max_epochs=100, outage_seconds=0, flush_seconds=0.05)
