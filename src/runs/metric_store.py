@@ -1,4 +1,5 @@
-"""Metric points into a store: in bulk into an MLflow SQL store, else with ``log_batch``.
+"""Metric points into a store and histories out of it: in bulk with an MLflow SQL store,
+else through MLflow's client (``log_batch``, ``get_metric_history``).
 
 ``MlflowClient.log_batch`` on a SQL store (sqlite, PostgreSQL) builds one ORM object per
 point and flushes them through SQLAlchemy's unit of work: about 75 us a point, a quarter
@@ -11,10 +12,16 @@ value)``, MLflow's rule. A point the store already holds (a batch sent again aft
 outage) makes the insert fail as a whole; the batch then goes through ``log_batch``,
 which skips what is stored. Any other store (a tracking server) gets ``log_batch``
 requests of at most ``MAX_METRICS_PER_BATCH`` points.
+
+``metric_histories`` reads one metric's points of many runs (a sweep's children) with
+one query per ``RUNS_PER_QUERY`` runs instead of a ``get_metric_history`` per run, which
+builds an ORM object per point (25 ms a run of 500 points): what ``get_metric_history``
+returns, in its order (timestamp, step, value), NaN where MLflow stored one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,6 +31,8 @@ if TYPE_CHECKING:
 
 #: MLflow accepts at most this many metrics in one ``log_batch`` call.
 MAX_METRICS_PER_BATCH = 1000
+#: Runs whose histories one query reads (each run id is a bound parameter).
+RUNS_PER_QUERY = 500
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Sequence[Metric]) -> None:
@@ -87,3 +96,31 @@ def _insert(store, run_id: str, metrics: Sequence[Metric]) -> None:
 
 def _order(row: dict) -> tuple[int, int, float]:
     return row["step"], row["timestamp"], row["value"]
+
+
+def metric_histories(client: MlflowClient, run_ids: Sequence[str], key: str) -> dict[str, list[tuple[int, float]]]:
+    """``{run id: [(step, value), ...]}``: every point of metric ``key`` of each run, in
+    ``get_metric_history``'s order (a run without the metric gets an empty list)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = client._tracking_client.store
+    found: dict[str, list[tuple[int, float]]] = {run_id: [] for run_id in run_ids}
+    if not isinstance(store, SqlAlchemyStore):
+        for run_id in run_ids:
+            found[run_id] = [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        return found
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+    from sqlalchemy import select
+
+    table = SqlMetric.__table__.c
+    ids = list(found)
+    with store.ManagedSessionMaker() as session:
+        for start in range(0, len(ids), RUNS_PER_QUERY):
+            rows = session.execute(
+                select(table.run_uuid, table.step, table.value, table.is_nan)
+                .where(table.key == key, table.run_uuid.in_(ids[start : start + RUNS_PER_QUERY]))
+                .order_by(table.run_uuid, table.timestamp, table.step, table.value)
+            )
+            for run_id, step, value, is_nan in rows:
+                found[run_id].append((step, math.nan if is_nan else value))
+    return found

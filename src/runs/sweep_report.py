@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from src.runs import contract as c
+from src.runs.metric_store import metric_histories
 from src.runs.tracking import RunArtifacts, param_name, search_all
 from src.runs.tuning import median
 
@@ -158,13 +159,10 @@ def _curves(client: MlflowClient, runs: list[Run], swept: list[str]) -> list[Cur
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(setting_of(run, swept), []).append(run)
+    points = metric_histories(client, [run.info.run_id for run in runs], c.TRAIN_LOSS)
     curves = []
     for setting, members in groups.items():
-        histories = []
-        for run in members:
-            points = client.get_metric_history(run.info.run_id, c.TRAIN_LOSS)
-            if points:
-                histories.append({p.step: p.value for p in points})
+        histories = [dict(points[run.info.run_id]) for run in members if points[run.info.run_id]]
         steps = sorted(set().union(*histories))
         curves.append((setting, steps, np.array([[h.get(step, np.nan) for step in steps] for h in histories])))
     return curves

@@ -9,7 +9,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from src.runs.metric_store import log_metrics
+from src.runs.metric_store import log_metrics, metric_histories
 
 
 def _points(now: int) -> list[Metric]:
@@ -52,3 +52,31 @@ def test_a_finished_or_missing_run_takes_no_points(tracking_uri):
         log_metrics(client, run_id, _points(1000))
     with pytest.raises(MlflowException):
         log_metrics(client, "0" * 32, _points(1000))
+
+
+def _histories_one_by_one(client: MlflowClient, run_ids: list[str], key: str) -> dict:
+    return {run_id: [(m.step, repr(m.value)) for m in client.get_metric_history(run_id, key)] for run_id in run_ids}
+
+
+def test_histories_read_at_once_are_what_get_metric_history_returns(tracking_uri, monkeypatch):
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment("histories")
+    run_ids = [client.create_run(experiment).info.run_id for _ in range(5)]
+    for index, run_id in enumerate(run_ids[:-1]):  # the last run has no points
+        log_metrics(client, run_id, _points(1000 * index))
+    monkeypatch.setattr("src.runs.metric_store.RUNS_PER_QUERY", 2)  # several queries
+    for key in ("loss", "odd", "late"):
+        read = metric_histories(client, run_ids, key)
+        assert {run_id: [(step, repr(value)) for step, value in points] for run_id, points in read.items()} == (
+            _histories_one_by_one(client, run_ids, key)
+        )
+    assert len(read[run_ids[0]]) == 3 and read[run_ids[-1]] == []
+    assert [len(points) for points in metric_histories(client, run_ids, "loss").values()] == [1499] * 4 + [0]
+
+
+def test_histories_of_a_store_without_sql_come_through_the_client(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    run_id = client.create_run(client.create_experiment("histories")).info.run_id
+    client.log_batch(run_id, metrics=_points(1000)[:20])
+    assert metric_histories(client, [run_id], "loss") == {run_id: [(step, 1.0 / step) for step in range(1, 21)]}
