@@ -44,6 +44,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from hydra_plugins.backprop_harness.stacked_launcher import StackedLauncherConf
 from src.runs import figure_worker, interrupts
 from src.runs.config import RunConfig
 from src.runs.contract import (
@@ -161,10 +162,7 @@ def swept_axes(config: DictConfig) -> tuple[list[str], int | None]:
 
 
 #: Launchers that run a sweep's jobs in the sweep's own process.
-IN_PROCESS_LAUNCHERS = (
-    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
-    "hydra_plugins.backprop_harness.stacked_launcher.StackedLauncher",
-)
+IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher", StackedLauncherConf._target_)
 
 
 def launcher_of(config: DictConfig) -> str | None:
