@@ -223,7 +223,7 @@ def fit_stacked(
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
     targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
-    losses, accuracies, times = np.empty((epochs, m)), np.empty((epochs, m)), np.empty(epochs)
+    losses, correct, times = np.empty((epochs, m)), np.empty((epochs, m), dtype=np.int64), np.empty(epochs)
     epochs_run = np.zeros(m, dtype=np.int64)
     below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
     final, final_grads = stack.params.copy(), stack.grads.copy()
@@ -233,6 +233,8 @@ def fit_stacked(
     done, interrupted = 0, False  # the last epoch completed
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
+        labels = labels.astype(predicted_classes(output).dtype)  # bool for one output unit
+        hits = np.empty(labels.shape, dtype=bool)
         diverged = ~np.isfinite(values)
         active = ~diverged
         for j in range(m):
@@ -254,7 +256,7 @@ def fit_stacked(
                     for j in np.flatnonzero(active):
                         snapshots[j].take(epoch, stack.params[j], stack.grads[j])
                 losses[epoch - 1] = values
-                accuracies[epoch - 1] = np.add.reduce(predicted_classes(output) == labels, axis=1) / n
+                np.add.reduce(np.equal(predicted_classes(output), labels, out=hits), axis=1, out=correct[epoch - 1])
                 times[epoch - 1] = time.time()
                 if loss_threshold is not None:
                     below = active & (values < loss_threshold)
@@ -273,6 +275,7 @@ def fit_stacked(
     final[active], final_grads[active] = stack.params[active], stack.grads[active]
     epochs_run[active] = done
     seconds = (time.perf_counter() - start) / m
+    accuracies = correct[:done] / n
     results = []
     for j in range(m):
         run = int(epochs_run[j])
