@@ -86,7 +86,7 @@ class MetricWriter:
         point = (epoch, round((time.time() if timestamp is None else timestamp) * 1000), metrics)
         self.points.append(point)
         self._last = point
-        if epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0:
+        if self._sends(epoch):
             self.pending.append(point)
             self._last_queued = epoch
 
@@ -104,12 +104,16 @@ class MetricWriter:
         ]
         if not points:
             return
-        queued = [p for p in points if p[0] <= FULL_RESOLUTION_EPOCHS or p[0] % self.stride == 0]
+        queued = [p for p in points if self._sends(p[0])]
         self.points.extend(points)
         self._last = points[-1]
         if queued:
             self.pending.extend(queued)
             self._last_queued = queued[-1][0]
+
+    def _sends(self, epoch: int) -> bool:
+        """Whether the resolution policy sends ``epoch`` (the last epoch run is added on close)."""
+        return epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.flush_seconds):
