@@ -37,6 +37,8 @@ and the betas (whose powers are taken) must be the same for the whole stack.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 
@@ -66,6 +68,20 @@ class Optimizer:
     def step(self) -> None:
         self.t += 1
         self._update(self._decayed_gradient())
+
+    def select(self, rows: np.ndarray, params: np.ndarray, grads: np.ndarray) -> Optimizer:
+        """For a stack's optimizer (parameters (m, P)): the optimizer of the networks
+        ``rows`` alone, updating ``params`` and ``grads`` (those networks' rows, e.g. of
+        ``StackedMLP.subset``), with their rows of every state buffer and per-network
+        hyperparameter ((m, ...) arrays) and the same step count, so that each goes on
+        exactly as it would have in the whole stack."""
+        twin = copy.copy(self)
+        m = self.params.shape[0]
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == m:
+                setattr(twin, name, value[rows])
+        twin.params, twin.grads = params, grads
+        return twin
 
     def _update(self, g: np.ndarray) -> None:
         raise NotImplementedError

@@ -13,11 +13,13 @@ NumPy runs a batched product as one BLAS call per network, element-wise operatio
 are the same per element, and the loss reduces each network's terms on their own
 (``Loss.values``), so network j of a stack computes exactly what it computes alone;
 the optimizers of ``src.engine.optimizers`` update the (m, P) buffer with per-network
-hyperparameters as (m, 1) arrays.
+hyperparameters as (m, 1) arrays. ``subset`` keeps some of the networks (those still
+training once others have stopped), and ``Optimizer.select`` their optimizer's rows.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,12 +39,22 @@ class StackedMLP:
                 raise ValueError("a stack needs networks of one architecture")
             if net.dtype != first.dtype:
                 raise ValueError("a stack needs networks of one dtype")
-        self.size = len(nets)
         self.sizes, self.bias, self.dtype = first.sizes, first.bias, first.dtype
         self.activations = first.activations
         self.layout = first.layout
-        self.params = np.stack([net.params for net in nets])
-        self.grads = np.zeros_like(self.params)
+        params = np.stack([net.params for net in nets])
+        self._bind(params, np.zeros_like(params))
+
+    def subset(self, rows: np.ndarray) -> StackedMLP:
+        """A stack of the networks ``rows`` of this one, with copies of their parameters
+        and gradients (the networks that go on when the others have stopped)."""
+        twin = copy.copy(self)
+        twin._bind(self.params[rows], self.grads[rows])
+        return twin
+
+    def _bind(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """Take ``params`` and ``grads`` (m, P) as the stack's buffers, with their views."""
+        self.size, self.params, self.grads = len(params), params, grads
         params, grads = self._views(self.params), self._views(self.grads)
         n_layers = len(self.sizes) - 1
         self.weights = [params[f"W{i}"] for i in range(n_layers)]

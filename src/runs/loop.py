@@ -46,7 +46,7 @@ from src.engine.optimizers import Optimizer
 from src.engine.stacked import StackedMLP
 from src.runs.contract import TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, TRAIN_LOSS_RUNNING
 from src.runs.datasets import Dataset
-from src.runs.interrupts import raise_if_received
+from src.runs.interrupts import deferred, raise_if_received
 from src.runs.snapshots import Snapshots
 
 
@@ -216,47 +216,64 @@ def fit_stacked(
     """Full-batch training of every network of ``stack`` on its own dataset, as ``fit``
     trains one network alone: each network keeps its history up to its own early stop
     (threshold reached, or a non-finite loss) and its parameters as they were then.
-    Training goes on until every network has stopped, or until an interrupt
+    A network that stops leaves the stack (``StackedMLP.subset``, with its optimizer's
+    rows: ``Optimizer.select``), so that the others' epochs cost what their number
+    costs. Training goes on until every network has stopped, or until an interrupt
     (``KeyboardInterrupt``): then every network keeps the epochs it completed, and its
     result says ``interrupted``. ``snapshot_at``: as for ``fit``."""
     m, n = stack.size, len(datasets[0].y_train)
     x = np.stack([d.x_train.astype(stack.dtype, copy=False) for d in datasets])
     labels = np.stack([d.y_train for d in datasets])
     targets = np.stack([encode_targets(d.y_train, stack.sizes[-1], stack.dtype) for d in datasets])
+    # Per network, by its index among the m: the tables, its final parameters and snapshots ...
     losses, correct, times = np.empty((epochs, m)), np.empty((epochs, m), dtype=np.int64), np.empty(epochs)
-    epochs_run = np.zeros(m, dtype=np.int64)
-    below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
     final, final_grads = stack.params.copy(), stack.grads.copy()
     snapshots = [Snapshots.at(snapshot_at) for _ in range(m)]
+    record = np.zeros((4, m), dtype=np.int64)  # epochs run, below since, first below, diverged
+    # ... and per network still in the stack (``rows``: their indices among the m)
+    rows, columns = np.arange(m), slice(None)
+    epochs_run = np.zeros(m, dtype=np.int64)
+    below_since, first_below = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)  # 0: none
     wanted = frozenset(snapshot_at)
     start = time.perf_counter()
     done, interrupted = 0, False  # the last epoch completed
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
         labels = labels.astype(predicted_classes(output).dtype)  # bool for one output unit
-        hits = np.empty(labels.shape, dtype=bool)
+        hits, counts = np.empty(labels.shape, dtype=bool), np.empty(m, dtype=np.int64)
         diverged = ~np.isfinite(values)
         active = ~diverged
         for j in range(m):
             snapshots[j].take(0, stack.params[j], stack.grads[j])
         try:
             for epoch in range(1, epochs + 1):
-                if not active.any():
-                    break
+                if not active.all():  # the networks that stopped leave the stack
+                    with deferred():
+                        gone, keep = np.flatnonzero(~active), np.flatnonzero(active)
+                        record[:, rows[gone]] = epochs_run[gone], below_since[gone], first_below[gone], diverged[gone]
+                        rows = columns = rows[keep]
+                        stack = stack.subset(keep)
+                        optimizer = optimizer.select(keep, stack.params, stack.grads)
+                        per_network = (x, targets, labels, hits, counts, active, diverged, epochs_run)
+                        x, targets, labels, hits, counts, active, diverged, epochs_run = (a[keep] for a in per_network)
+                        below_since, first_below = below_since[keep], first_below[keep]
+                    if not len(keep):
+                        break
                 optimizer.step()
                 values, output = stack.loss_and_gradient(x, targets, loss)
                 finite = np.isfinite(values)
                 if not finite.all():
                     failing = active & ~finite
                     diverged |= failing
-                    final[failing] = stack.params[failing]
+                    final[rows[failing]] = stack.params[failing]
                     epochs_run[failing] = epoch - 1
                     active &= ~failing
                 if epoch in wanted:
                     for j in np.flatnonzero(active):
-                        snapshots[j].take(epoch, stack.params[j], stack.grads[j])
-                losses[epoch - 1] = values
-                np.add.reduce(np.equal(predicted_classes(output), labels, out=hits), axis=1, out=correct[epoch - 1])
+                        snapshots[rows[j]].take(epoch, stack.params[j], stack.grads[j])
+                losses[epoch - 1, columns] = values
+                np.add.reduce(np.equal(predicted_classes(output), labels, out=hits), axis=1, out=counts)
+                correct[epoch - 1, columns] = counts
                 times[epoch - 1] = time.time()
                 if loss_threshold is not None:
                     below = active & (values < loss_threshold)
@@ -265,29 +282,30 @@ def fit_stacked(
                     first_below = np.where(below & (first_below == 0), epoch, first_below)
                     stopping = below & (epoch - below_since >= threshold_patience)
                     if stopping.any():
-                        final[stopping], final_grads[stopping] = stack.params[stopping], stack.grads[stopping]
+                        final[rows[stopping]] = stack.params[stopping]
+                        final_grads[rows[stopping]] = stack.grads[stopping]
                         epochs_run[stopping] = epoch
                         active &= ~stopping
                 done = epoch
                 raise_if_received()
         except KeyboardInterrupt:
             interrupted = True
-    final[active], final_grads[active] = stack.params[active], stack.grads[active]
+    final[rows[active]], final_grads[rows[active]] = stack.params[active], stack.grads[active]
     epochs_run[active] = done
+    record[:, rows] = epochs_run, below_since, first_below, diverged
     seconds = (time.perf_counter() - start) / m
     accuracies = correct[:done] / n
     results = []
-    for j in range(m):
-        run = int(epochs_run[j])
-        if not (diverged[j] or interrupted):  # an interrupt may come between an update and its loss
+    for j, (run, since, first, failed) in enumerate(record.T.tolist()):
+        if not (failed or interrupted):  # an interrupt may come between an update and its loss
             snapshots[j].close(run, final[j], final_grads[j])
         history = {TRAIN_LOSS: losses[:run, j].tolist(), TRAIN_ACCURACY: accuracies[:run, j].tolist()}
         result = TrainResult(
             history,
             run,
-            epochs_to_threshold=int(below_since[j]) if below_since[j] and not diverged[j] else None,
-            first_below_threshold=int(first_below[j]) or None,
-            diverged=bool(diverged[j]),
+            epochs_to_threshold=since if since and not failed else None,
+            first_below_threshold=first or None,
+            diverged=bool(failed),
             seconds=seconds,
             updates_per_epoch=1,
             examples_per_epoch=n,

@@ -5,7 +5,7 @@ shape, dataset size and batch schedule train as one computation.
 validates it, groups the stackable jobs by ``stack_key`` and trains each group with
 ``src.runs.loop.fit_stacked`` on a ``StackedMLP``: parameters (m, fan_in, fan_out),
 batched products, and per-job learning rates, optimizer hyperparameters, seeds (initial
-weights and data) and early stops.
+weights and data) and early stops (a job that stops leaves the stack).
 Then every job runs through Hydra's ``run_job`` like a basic-launcher job (its own
 output directory, config files, callbacks and return value) and becomes its own MLflow
 child run with its own metrics, figures and weights: the job logs the history and

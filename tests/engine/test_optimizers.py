@@ -112,3 +112,43 @@ def test_optimizer_updates_the_network_buffer_in_place(optimizer_preset):
 def test_nesterov_needs_momentum(optimizer_preset):
     with pytest.raises(ValueError, match="Nesterov"):
         build_optimizer("sgd", np.zeros(1), np.zeros(1), **optimizer_preset("sgd", lr=0.1, nesterov=True))
+
+
+def _per_network(*values):
+    return np.array(values, dtype=np.float64).reshape(-1, 1)
+
+
+STACK_CASES = [
+    ("sgd", dict(lr=_per_network(0.1, 0.2, 0.3, 0.4, 0.5))),
+    ("sgd", dict(lr=_per_network(0.1, 0.2, 0.3, 0.4, 0.5), momentum=_per_network(0.9, 0.8, 0.7, 0.6, 0.5))),
+    ("nesterov", dict(lr=0.05, weight_decay=_per_network(0.0, 0.01, 0.02, 0.03, 0.04))),
+    ("adagrad", dict(lr=_per_network(0.1, 0.2, 0.3, 0.4, 0.5), lr_decay=_per_network(0.0, 0.01, 0.02, 0.03, 0.04))),
+    ("rmsprop", dict(lr=_per_network(0.01, 0.02, 0.03, 0.04, 0.05), momentum=0.9, centered=True)),
+    ("adam", dict(lr=_per_network(0.001, 0.01, 0.1, 0.2, 0.3), amsgrad=True)),
+    ("adamw", dict(lr=_per_network(0.001, 0.01, 0.1, 0.2, 0.3), weight_decay=0.01)),
+    ("adam_lab001", dict(lr=_per_network(0.001, 0.01, 0.1, 0.2, 0.3))),
+]
+
+
+@pytest.mark.parametrize("preset, hyper", STACK_CASES, ids=[f"{p}-{sorted(h)}" for p, h in STACK_CASES])
+def test_a_stacks_optimizer_goes_on_for_some_of_its_networks_exactly(preset, hyper, optimizer_preset):
+    """``select``: the optimizer of some rows of a stack (m, P) goes on exactly as those
+    rows would have in the whole stack: state buffers, per-network hyperparameters, step count."""
+    rng = np.random.default_rng(7)
+    values = optimizer_preset(preset, **hyper)
+    rule = {"momentum": "sgd", "nesterov": "sgd"}.get(preset, preset)
+    params, grads = rng.normal(size=(5, N_PARAMS)), np.zeros((5, N_PARAMS))
+    whole = build_optimizer(rule, params, grads, **values)
+    for _ in range(3):
+        grads[...] = rng.normal(size=grads.shape)
+        whole.step()
+    rows = np.array([0, 2, 4])
+    some_params, some_grads = params[rows], grads[rows]
+    some = whole.select(rows, some_params, some_grads)
+    for _ in range(4):
+        grads[...] = rng.normal(size=grads.shape)
+        some_grads[...] = grads[rows]
+        whole.step()
+        some.step()
+        np.testing.assert_array_equal(some_params, params[rows])
+    assert some.t == whole.t == 7

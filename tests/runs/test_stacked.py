@@ -10,6 +10,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from src.engine.stacked import StackedMLP
 from src.runs.build import assemble
 from src.runs.config import validate
 from src.runs.stacked_launcher import plan, stack_key, train_stack
@@ -50,6 +51,47 @@ def test_a_stack_trains_each_network_exactly_as_alone(compose_config, fit_run, g
         np.testing.assert_array_equal(mine.result.snapshots.params, alone.snapshots.params)
         np.testing.assert_array_equal(mine.result.snapshots.grads, alone.snapshots.grads)
         assert len(mine.epoch_times) == alone.epochs_run
+
+
+def test_a_network_that_stops_leaves_the_stack_and_the_others_go_on_exactly(compose_config, fit_run, monkeypatch):
+    sizes = []
+    subset = StackedMLP.subset
+    monkeypatch.setattr(StackedMLP, "subset", lambda self, rows: sizes.append(len(rows)) or subset(self, rows))
+    base = ["model.activation=sigmoid", "trainer.epochs=3000"]
+    runs = [
+        validate(compose_config(*base, f"optimizer.lr={lr}", f"trainer.seed={seed}"))
+        for lr in (50.0, 10.0, 1.0)
+        for seed in (0, 1)
+    ]
+    stacked = train_stack(runs)
+    stops = sorted({r.result.epochs_run for r in stacked} - {3000})
+    assert stops == [555, 2967]  # lr 10: seed 0 reaches the threshold (and holds it) first, then seed 1
+    assert sizes == [sum(r.result.epochs_run > stop for r in stacked) for stop in stops] == [5, 4]
+    for run, mine in zip(runs, stacked, strict=True):
+        parts = assemble(run)
+        alone = fit_run(parts, run)
+        assert mine.result.history == alone.history and mine.result.epochs_to_threshold == alone.epochs_to_threshold
+        np.testing.assert_array_equal(mine.params, parts.net.params)
+        np.testing.assert_array_equal(mine.result.snapshots.params, alone.snapshots.params)
+
+
+def test_an_interrupt_after_networks_left_the_stack_keeps_every_networks_epochs(compose_config, fit_run, monkeypatch):
+    calls = []
+
+    def interrupt_at_epoch_1000():
+        calls.append(None)
+        if len(calls) == 1000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("src.runs.loop.raise_if_received", interrupt_at_epoch_1000)
+    base = ["model.activation=sigmoid", "trainer.epochs=3000", "optimizer.lr=10"]
+    runs = [validate(compose_config(*base, f"trainer.seed={seed}")) for seed in (0, 1, 2)]
+    stacked = train_stack(runs)
+    assert [r.result.epochs_run for r in stacked] == [555, 1000, 862] and all(r.interrupted for r in stacked)
+    assert stacked[0].result.epochs_to_threshold == 535 and len(stacked[1].epoch_times) == 1000
+    for run, mine in zip(runs, stacked, strict=True):  # each as far as it went alone
+        alone = fit_run(assemble(run), run)
+        assert mine.result.history["train_loss"] == alone.history["train_loss"][: mine.result.epochs_run]
 
 
 def test_jobs_that_cannot_stack_run_alone_and_say_why(compose_config):
