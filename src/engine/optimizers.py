@@ -32,7 +32,8 @@ rates), and ``build_optimizer`` passes them on.
 A stack of m networks (``src.engine.stacked``) has parameters of shape (m, P); its
 numeric hyperparameters may then be (m, 1) arrays, one value per network. What decides
 which buffers exist (momentum or weight decay on or off, Nesterov, AMSGrad, centered)
-and the betas (whose powers are taken) must be the same for the whole stack.
+and the betas (whose powers are taken) must be the same for the whole stack. ``select``
+keeps some of a stack's networks (their rows of every buffer and hyperparameter).
 """
 
 from __future__ import annotations
