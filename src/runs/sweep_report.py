@@ -79,19 +79,20 @@ def write_report(client: MlflowClient, experiment_id: str, parent_run_id: str, s
     }
     now = int(runs[-1].info.end_time or runs[-1].info.start_time) if runs else 0
     client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in counts.items()], params=params)
+    artifacts = RunArtifacts(client, parent_run_id)
     with tempfile.TemporaryDirectory() as tmp:
         _write_summary(Path(tmp) / SUMMARY_FILE, runs, swept)
-        client.log_artifacts(parent_run_id, tmp)
+        artifacts.upload(tmp)
     if runs:
         numeric = numeric_axes(runs, swept)
         figures = SweepFigures(_curves(client, runs, swept), _heatmap(runs, *numeric) if len(numeric) == 2 else None)
         worker = figure_worker.running()
         if worker is not None:
-            worker.submit(RunArtifacts(client, parent_run_id), figures)
+            worker.submit(artifacts, figures)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 figures.draw(Path(tmp))
-                client.log_artifacts(parent_run_id, tmp)
+                artifacts.upload(tmp)
     return ranking(runs, swept)
 
 
