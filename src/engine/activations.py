@@ -26,17 +26,28 @@ import numpy as np
 class Activation:
     """Base class: ``forward(z, out) -> a`` and ``backward(grad_a, z, a, out) -> grad_z``.
 
-    ``out`` is an optional buffer of ``z``'s shape, distinct from the inputs, that an
-    activation may write its result into instead of allocating; callers use the
-    returned array, which may or may not be ``out``. The inputs are never modified.
+    ``out`` is an optional buffer of ``z``'s shape that an activation may write its
+    result into instead of allocating; callers use the returned array, which may or may
+    not be ``out``. ``backward``'s ``out`` is distinct from its inputs, which it never
+    modifies; ``forward`` modifies nothing but ``out``.
+
+    An activation with ``in_place`` set has a derivative that is a function of ``a``
+    alone, so a training pass may compute ``a`` over ``z`` (``forward(z, out=z)``) and
+    ``backward_in_place(grad_a, a)``: ``grad_z`` over ``grad_a``, with ``a`` as scratch
+    (both are overwritten). Each element-wise step then reads and writes one buffer
+    instead of writing a third, which at 10 000 rows is a third to a half faster.
     """
 
     name: str = ""
+    in_place: bool = False
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, grad_a: np.ndarray, z: np.ndarray, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward_in_place(self, grad_a: np.ndarray, a: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -46,6 +57,7 @@ class Sigmoid(Activation):
     (callers run it under ``np.errstate(over="ignore")``, once per pass, not per call)."""
 
     name = "sigmoid"
+    in_place = True
 
     def forward(self, z, out=None):
         e = np.negative(z, out=out)
@@ -58,9 +70,15 @@ class Sigmoid(Activation):
         result *= 1.0 - a
         return result
 
+    def backward_in_place(self, grad_a, a):
+        np.multiply(grad_a, a, out=grad_a)
+        np.subtract(1.0, a, out=a)
+        return np.multiply(grad_a, a, out=grad_a)
+
 
 class Tanh(Activation):
     name = "tanh"
+    in_place = True
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
@@ -70,9 +88,15 @@ class Tanh(Activation):
         np.subtract(1.0, slope, out=slope)
         return np.multiply(grad_a, slope, out=slope)
 
+    def backward_in_place(self, grad_a, a):
+        np.multiply(a, a, out=a)
+        np.subtract(1.0, a, out=a)
+        return np.multiply(grad_a, a, out=grad_a)
+
 
 class ReLU(Activation):
     name = "relu"
+    in_place = True
 
     def forward(self, z, out=None):
         return np.maximum(z, 0.0, out=out)
@@ -80,6 +104,10 @@ class ReLU(Activation):
     def backward(self, grad_a, z, a, out=None):
         mask = np.greater(z, 0, out=out) if out is not None else (z > 0)
         return np.multiply(grad_a, mask, out=out)
+
+    def backward_in_place(self, grad_a, a):  # a > 0 exactly where z > 0 (NaN in neither)
+        np.greater(a, 0, out=a)
+        return np.multiply(grad_a, a, out=grad_a)
 
 
 class LeakyReLU(Activation):
@@ -101,11 +129,15 @@ class Identity(Activation):
     """No activation: ``a = z``. Hidden layers with it make the network linear."""
 
     name = "identity"
+    in_place = True
 
     def forward(self, z, out=None):
         return z
 
     def backward(self, grad_a, z, a, out=None):
+        return grad_a
+
+    def backward_in_place(self, grad_a, a):
         return grad_a
 
 

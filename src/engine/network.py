@@ -21,10 +21,13 @@ Backpropagation, for a batch of n rows (``delta_i = dL/dz_i``)::
 Training passes (``loss_and_gradient``) write ``z_i``, ``a_{i+1}``, the upstream
 gradients ``delta_i @ W_i.T`` and ``delta_{i-1}`` into buffers kept per batch size, so an
 epoch allocates no large array: the returned output is valid until the next training
-pass. Each batch size's pass is bound once, layer by layer, to its views and buffers
-(``bind_pass``; ``run_pass`` runs it, for a network and for a stack of them alike), so
-that a pass is its NumPy calls and little else (at a tiny network's size, the Python
-around the calls was a tenth of an epoch). ``forward`` and ``predict`` return fresh
+pass. A hidden activation whose derivative is a function of its output (sigmoid, tanh,
+ReLU, identity) computes ``a_{i+1}`` over ``z_i`` and ``delta_{i-1}`` over the upstream
+gradient, which spares those element-wise steps a third array's memory traffic. Each
+batch size's pass is bound once, layer by layer, to its views and buffers (``bind_pass``;
+``run_pass`` runs it, for a network and for a stack of them alike), so that a pass is
+its NumPy calls and little else (at a tiny network's size, the Python around the calls
+was a tenth of an epoch). ``forward`` and ``predict`` return fresh
 arrays. The bias gradient is computed as ``ones(n) @ delta_i`` (one BLAS call); a layer
 with a single output unit forms ``delta_i @ W_i.T`` as the broadcast product it is.
 """
@@ -193,9 +196,14 @@ def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tup
     the leading axes of ``z_i``: ``(n,)`` for a network, ``(m, n)`` for a stack of m.
     Returns ``(forward steps, backward steps of layers L-1..1, layer 0's gradient views,
     ones(n))``, with buffers for ``z_i``, ``a_{i+1}``, the upstream gradient, ``delta``
-    and a contiguous ``W_i^T`` (``run_pass`` runs it)."""
+    and a contiguous ``W_i^T`` (``run_pass`` runs it). A hidden activation with
+    ``in_place`` set gets no buffers of its own: ``a_{i+1}`` is computed over ``z_i`` and
+    ``delta_i`` over the upstream gradient (``Activation.backward_in_place``)."""
     zs = [np.empty((*batch, w.shape[-1]), dtype) for w in weights]
-    outs = [np.empty((*batch, w.shape[-1]), dtype) for w in weights]
+    outs = [
+        z if activation.in_place and i < len(weights) - 1 else np.empty(z.shape, dtype)
+        for i, (z, activation) in enumerate(zip(zs, activations, strict=True))
+    ]
     forward = list(zip(weights, biases, activations, zs, outs, strict=True))
     backward = []
     for i in range(len(weights) - 1, 0, -1):
@@ -211,7 +219,7 @@ def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tup
                 np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_i @ W_i^T
                 activations[i - 1],
                 zs[i - 1],
-                np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_{i-1}
+                None if activations[i - 1].in_place else np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_{i-1}
             )
         )
     return forward, backward, (weight_grads[0], bias_grads[0]), np.ones(batch[-1], dtype)
@@ -241,7 +249,10 @@ def run_pass(bound: tuple, x: np.ndarray, y: np.ndarray, loss: Loss) -> tuple[np
         else:  # through a contiguous W^T: the same product, faster than through the view
             np.copyto(w_t, weight_t)
             np.matmul(delta, w_t, out=upstream)
-        delta = activation.backward(upstream, z_in, a_in, out=out)
+        if out is None:  # delta_{i-1} over the upstream gradient, with a_i as scratch
+            delta = activation.backward_in_place(upstream, a_in)
+        else:
+            delta = activation.backward(upstream, z_in, a_in, out=out)
     np.matmul(x.mT, delta, out=weight_grad)
     if bias_grad is not None:
         np.matmul(ones, delta, out=bias_grad)

@@ -139,3 +139,49 @@ def test_the_gradient_check_of_a_saturated_network_warns_of_nothing(make_network
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_gradients(net, Objective(get_loss("bce")), x, y) < 1e-6
+
+
+def _backprop_with_fresh_arrays(net, x, y, loss):
+    """The textbook pass: ``forward``'s fresh arrays and ``Activation.backward``."""
+    zs, acts = net.forward(x)
+    delta = loss.grad_z(zs[-1], acts[-1], y, net.activations[-1])
+    grads = {}
+    for i in range(net.n_layers - 1, -1, -1):
+        grads[f"W{i}"], grads[f"b{i}"] = acts[i].T @ delta, np.ones(len(x)) @ delta
+        if i:
+            delta = net.activations[i - 1].backward(delta @ net.weights[i].T, zs[i - 1], acts[i])
+    return grads
+
+
+@pytest.mark.parametrize("hidden", HIDDEN_ACTIVATIONS)
+def test_in_place_hidden_layers_give_the_very_gradient_of_fresh_arrays(hidden, random_batch, network):
+    """Sigmoid, tanh, ReLU and identity layers compute a over z and delta over the upstream
+    gradient; the result is that of the pass written with new arrays, bit for bit, also
+    where z is exactly 0."""
+    net = network(hidden, "sigmoid", 1)
+    x, y = random_batch(1, n=9, seed=3)
+    x[0] = 0.0  # z = b at this row
+    net.biases[0][1] = 0.0  # so z == 0 exactly in one unit
+    loss = get_loss("bce")
+    expected = _backprop_with_fresh_arrays(net, x, y, loss)
+    for _ in range(2):  # a second pass reuses the buffers the first one overwrote
+        net.loss_and_gradient(x, y, loss)
+        got = net.views(net.grads)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=name, strict=True)
+    assert get_activation(hidden, 0.1).in_place == (hidden != "leaky_relu")
+
+
+@pytest.mark.parametrize("hidden", [name for name in HIDDEN_ACTIVATIONS if get_activation(name, 0.1).in_place])
+def test_backward_in_place_is_backward(hidden):
+    act = get_activation(hidden, 0.1)
+    z = np.array([[0.0, -0.0, np.nan, np.inf, -np.inf, 1e-300, -3.5, 2.25, 800.0, -800.0]])
+    grad = np.linspace(-2.0, 3.0, z.size).reshape(z.shape)
+    over_z = z.copy()
+    with np.errstate(over="ignore"):  # sigmoid's exp(800)
+        a = act.forward(z)
+        np.testing.assert_array_equal(act.forward(over_z, out=over_z), a, strict=True)
+    expected = act.backward(grad, z, a)
+    got = act.backward_in_place(grad.copy(), over_z)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    np.testing.assert_array_equal(got, expected, strict=True)
