@@ -27,9 +27,9 @@ gradient, which spares those element-wise steps a third array's memory traffic. 
 batch size's pass is bound once, layer by layer, to its views and buffers (``bind_pass``;
 ``run_pass`` runs it, for a network and for a stack of them alike), so that a pass is
 its NumPy calls and little else (at a tiny network's size, the Python around the calls
-was a tenth of an epoch). ``forward`` and ``predict`` return fresh
-arrays. The bias gradient is computed as ``ones(n) @ delta_i`` (one BLAS call); a layer
-with a single output unit forms ``delta_i @ W_i.T`` as the broadcast product it is.
+was a tenth of an epoch). ``forward`` and ``predict`` return fresh arrays. The bias
+gradient is computed as ``ones(n) @ delta_i`` (one BLAS call); a layer with a single
+output unit forms ``delta_i @ W_i.T`` as the broadcast product it is.
 """
 
 from __future__ import annotations
@@ -197,8 +197,8 @@ def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tup
     Returns ``(forward steps, backward steps of layers L-1..1, layer 0's gradient views,
     ones(n))``, with buffers for ``z_i``, ``a_{i+1}``, the upstream gradient, ``delta``
     and a contiguous ``W_i^T`` (``run_pass`` runs it). A hidden activation with
-    ``in_place`` set gets no buffers of its own: ``a_{i+1}`` is computed over ``z_i`` and
-    ``delta_i`` over the upstream gradient (``Activation.backward_in_place``)."""
+    ``in_place`` set gets no buffers of its own: its output is computed over its ``z`` and
+    its delta over the upstream gradient (``Activation.backward_in_place``)."""
     zs = [np.empty((*batch, w.shape[-1]), dtype) for w in weights]
     outs = [
         z if activation.in_place and i < len(weights) - 1 else np.empty(z.shape, dtype)
