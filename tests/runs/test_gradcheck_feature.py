@@ -1,6 +1,7 @@
 """``trainer.gradcheck=true``: the gradient check logged at the start and the end of a run,
 and a wrong backward pass failing the run."""
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -16,7 +17,9 @@ def test_gradcheck_is_logged_at_start_and_end(compose_config, tracking_uri):
 
 
 def test_wrong_backprop_fails_the_gradcheck_and_the_run(compose_config, tracking_uri, monkeypatch):
-    monkeypatch.setattr(Tanh, "backward", lambda self, grad_a, z, a, out=None: grad_a * (1.0 - a))  # wrong derivative
+    # the wrong derivative 1 - a instead of 1 - a**2, on both of the pass's paths
+    monkeypatch.setattr(Tanh, "backward", lambda self, grad_a, z, a, out=None: grad_a * (1.0 - a))
+    monkeypatch.setattr(Tanh, "backward_in_place", lambda self, grad_a, a: np.multiply(grad_a, 1.0 - a, out=grad_a))
     with pytest.raises(GradientCheckError, match="max relative error"):
         train_and_track(compose_config("trainer.gradcheck=true"))
     client = MlflowClient(tracking_uri)
