@@ -237,6 +237,7 @@ def fit_stacked(
     wanted = frozenset(snapshot_at)
     start = time.perf_counter()
     done, interrupted = 0, False  # the last epoch completed
+    watching = False  # whether a network was below the threshold at the last epoch
     with np.errstate(over="ignore", invalid="ignore"):
         values, output = stack.loss_and_gradient(x, targets, loss)  # the initial weights
         labels = labels.astype(predicted_classes(output).dtype)  # bool for one output unit
@@ -277,15 +278,17 @@ def fit_stacked(
                 times[epoch - 1] = time.time()
                 if loss_threshold is not None:
                     below = active & (values < loss_threshold)
-                    kept = np.where(active, 0, below_since)  # a stopped network keeps its record
-                    below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
-                    first_below = np.where(below & (first_below == 0), epoch, first_below)
-                    stopping = below & (epoch - below_since >= threshold_patience)
-                    if stopping.any():
-                        final[rows[stopping]] = stack.params[stopping]
-                        final_grads[rows[stopping]] = stack.grads[stopping]
-                        epochs_run[stopping] = epoch
-                        active &= ~stopping
+                    if watching or below.any():  # else no network's record changes
+                        kept = np.where(active, 0, below_since)  # a stopped network keeps its record
+                        below_since = np.where(below, np.where(below_since > 0, below_since, epoch), kept)
+                        first_below = np.where(below & (first_below == 0), epoch, first_below)
+                        stopping = below & (epoch - below_since >= threshold_patience)
+                        if stopping.any():
+                            final[rows[stopping]] = stack.params[stopping]
+                            final_grads[rows[stopping]] = stack.grads[stopping]
+                            epochs_run[stopping] = epoch
+                            active &= ~stopping
+                        watching = bool(below.any())
                 done = epoch
                 raise_if_received()
         except KeyboardInterrupt:
