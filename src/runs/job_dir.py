@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from src.engine.network import MLP
 from src.runs import contract as c
+from src.runs.epoch_log import EpochLog
 
 
 @dataclass
@@ -80,13 +81,13 @@ class JobDir:
 
     def save(
         self,
-        points: Sequence[tuple[int, int, Mapping[str, float]]],
+        points: EpochLog,
         status: str,
         end_time: int,
         net: MLP | None = None,
         **fields: Any,
     ) -> None:
-        """Write the history of ``points`` (``MetricWriter.points``), the weights of ``net``
+        """Write the history ``points`` (``MetricWriter.points``), the weights of ``net``
         when given, and the record with ``status``, ``end_time`` and ``fields``. The
         history is a Parquet table of int64 ``epoch`` and ``timestamp`` columns and a
         float64 column per metric, written by pyarrow itself (through pandas a 5 000-epoch
@@ -94,12 +95,12 @@ class JobDir:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        keys = list(points[0][2]) if points else []
+        epochs, stamps, columns = points.columns()
         history = pa.table(
             {
-                c.EPOCH: pa.array([p[0] for p in points], pa.int64()),
-                c.TIMESTAMP: pa.array([p[1] for p in points], pa.int64()),
-                **{key: pa.array([float(p[2][key]) for p in points], pa.float64()) for key in keys},
+                c.EPOCH: pa.array(epochs, pa.int64()),
+                c.TIMESTAMP: pa.array(stamps, pa.int64()),
+                **{key: pa.array(values, pa.float64()) for key, values in columns.items()},
             }
         )
         pq.write_table(history, self.artifacts / c.HISTORY_FILE)

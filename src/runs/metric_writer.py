@@ -10,7 +10,8 @@ and sends what is left; it is called however the run ends. A store that stops an
 is retried, on every tick and then by ``close()``, until it has failed for ``outage_seconds``
 (``tracking.outage_wait``): then ``close()`` gives up and returns False, the points
 still in ``pending``. Every epoch added is also kept in ``points`` (the run's local
-history, ``src.runs.job_dir``), whatever the store did.
+history, ``src.runs.epoch_log``, written by ``src.runs.job_dir``), whatever the store
+did; ``add_epochs`` adds a stacked run's epochs there as columns, at once.
 
 Resolution policy: MLflow's metric history gets every epoch up to
 ``FULL_RESOLUTION_EPOCHS``, then every ``stride``-th epoch, with ``stride`` chosen from
@@ -34,6 +35,7 @@ import numpy as np
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from src.runs.epoch_log import EpochLog
 from src.runs.metric_store import log_metrics
 from src.runs.store import RETRY_SECONDS
 
@@ -67,7 +69,7 @@ class MetricWriter:
         self.flush_seconds = flush_seconds
         self.outage_seconds = outage_seconds
         #: ``(epoch, timestamp in ms, metrics)`` of every epoch added.
-        self.points: list[tuple[int, int, Mapping[str, float]]] = []
+        self.points = EpochLog()
         #: The points the policy sends that the store has not accepted yet.
         self.pending: list[tuple[int, int, Mapping[str, float]]] = []
         self.sent_points = 0
@@ -94,19 +96,18 @@ class MetricWriter:
         """Record the next ``len(timestamps)`` epochs at once, as ``add`` would one by one
         (a run that trained elsewhere, in a stack): ``history`` maps each metric to its
         values per epoch, ``timestamps`` are when the epochs ran, in seconds since the epoch."""
-        names = list(history)
         stamps = np.rint(np.asarray(timestamps, dtype=np.float64) * 1000).astype(np.int64).tolist()
-        rows = zip(*(history[name] for name in names), strict=True)
-        first = len(self.points) + 1
-        points = [
-            (epoch, stamp, dict(zip(names, row, strict=True)))
-            for epoch, stamp, row in zip(range(first, first + len(stamps)), stamps, rows, strict=True)
-        ]
-        if not points:
+        if not stamps:
             return
-        queued = [p for p in points if self._sends(p[0])]
-        self.points.extend(points)
-        self._last = points[-1]
+        first = len(self.points) + 1
+        self.points.extend_columns(first, stamps, history)
+
+        def point(epoch: int) -> tuple[int, int, Mapping[str, float]]:
+            return epoch, stamps[epoch - first], {name: values[epoch - first] for name, values in history.items()}
+
+        last = first + len(stamps) - 1
+        queued = [point(epoch) for epoch in self._sent_epochs(first, last)]
+        self._last = point(last)
         if queued:
             self.pending.extend(queued)
             self._last_queued = queued[-1][0]
@@ -114,6 +115,12 @@ class MetricWriter:
     def _sends(self, epoch: int) -> bool:
         """Whether the resolution policy sends ``epoch`` (the last epoch run is added on close)."""
         return epoch <= FULL_RESOLUTION_EPOCHS or epoch % self.stride == 0
+
+    def _sent_epochs(self, first: int, last: int) -> list[int]:
+        """The epochs from ``first`` to ``last`` that ``_sends``, without asking it of each."""
+        full = list(range(first, min(last, FULL_RESOLUTION_EPOCHS) + 1))
+        start = max(first, FULL_RESOLUTION_EPOCHS + 1)
+        return full + list(range(-(-start // self.stride) * self.stride, last + 1, self.stride))
 
     def _loop(self) -> None:
         while not self._stopped.wait(self.flush_seconds):
