@@ -219,7 +219,7 @@ def bind_pass(weights, biases, weight_grads, bias_grads, activations, batch: tup
                 np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_i @ W_i^T
                 activations[i - 1],
                 zs[i - 1],
-                None if activations[i - 1].in_place else np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_{i-1}
+                None if outs[i - 1] is zs[i - 1] else np.empty((*batch, weight_t.shape[-1]), dtype),  # delta_{i-1}
             )
         )
     return forward, backward, (weight_grads[0], bias_grads[0]), np.ones(batch[-1], dtype)
