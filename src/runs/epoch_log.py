@@ -20,17 +20,20 @@ Point = tuple[int, int, Mapping[str, float]]
 
 
 @dataclass(frozen=True)
-class _Block:
+class Block:
     """Epochs ``first``, ``first + 1``, ... with their timestamps (ms) and metric columns."""
 
     first: int
     stamps: Sequence[int]
     columns: Mapping[str, Sequence[float]]
 
+    def point(self, epoch: int) -> Point:
+        """Epoch ``epoch`` of the block as a point."""
+        at = epoch - self.first
+        return epoch, self.stamps[at], {name: values[at] for name, values in self.columns.items()}
+
     def points(self) -> Iterator[Point]:
-        names = list(self.columns)
-        for offset, (stamp, *row) in enumerate(zip(self.stamps, *self.columns.values(), strict=True)):
-            yield self.first + offset, stamp, dict(zip(names, row, strict=True))
+        return map(self.point, range(self.first, self.first + len(self.stamps)))
 
 
 class EpochLog:
@@ -38,25 +41,28 @@ class EpochLog:
 
     def __init__(self) -> None:
         self._tail: list[Point] = []  # the points added one by one since the last block
-        self._parts: list[list[Point] | _Block] = [self._tail]
+        self._parts: list[list[Point] | Block] = [self._tail]
 
     def append(self, point: Point) -> None:
         self._tail.append(point)
 
-    def extend_columns(self, first: int, stamps: Sequence[int], columns: Mapping[str, Sequence[float]]) -> None:
+    def extend_columns(self, first: int, stamps: Sequence[int], columns: Mapping[str, Sequence[float]]) -> Block:
         """Add epochs ``first`` .. ``first + len(stamps) - 1``: their timestamps in ms and a
-        column of values per metric, each as long as ``stamps`` (kept as given, not copied)."""
+        column of values per metric, each as long as ``stamps`` (kept as given, not copied).
+        Returns them as a ``Block``."""
         if any(len(values) != len(stamps) for values in columns.values()):
             raise ValueError(f"metric columns of {[len(v) for v in columns.values()]} values for {len(stamps)} epochs")
+        block = Block(first, stamps, columns)
         self._tail = []
-        self._parts += [_Block(first, stamps, columns), self._tail]
+        self._parts += [block, self._tail]
+        return block
 
     def __len__(self) -> int:
-        return sum(len(part.stamps) if isinstance(part, _Block) else len(part) for part in self._parts)
+        return sum(len(part.stamps) if isinstance(part, Block) else len(part) for part in self._parts)
 
     def __iter__(self) -> Iterator[Point]:
         for part in self._parts:
-            yield from part.points() if isinstance(part, _Block) else part
+            yield from part.points() if isinstance(part, Block) else part
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, EpochLog) and list(self) == list(other)
@@ -70,7 +76,7 @@ class EpochLog:
         stamps: list[int] = []
         columns: dict[str, list[float]] = {}
         for part in self._parts:
-            if isinstance(part, _Block):
+            if isinstance(part, Block):
                 epochs.extend(range(part.first, part.first + len(part.stamps)))
                 stamps.extend(part.stamps)
                 names = columns or part.columns

@@ -100,14 +100,10 @@ class MetricWriter:
         if not stamps:
             return
         first = len(self.points) + 1
-        self.points.extend_columns(first, stamps, history)
-
-        def point(epoch: int) -> tuple[int, int, Mapping[str, float]]:
-            return epoch, stamps[epoch - first], {name: values[epoch - first] for name, values in history.items()}
-
+        block = self.points.extend_columns(first, stamps, history)
         last = first + len(stamps) - 1
-        queued = [point(epoch) for epoch in self._sent_epochs(first, last)]
-        self._last = point(last)
+        queued = [block.point(epoch) for epoch in self._sent_epochs(first, last)]
+        self._last = block.point(last)
         if queued:
             self.pending.extend(queued)
             self._last_queued = queued[-1][0]
