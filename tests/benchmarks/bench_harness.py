@@ -13,10 +13,16 @@ Sections (each prints its measurements and the ratio the target is stated in):
   untracked (``fit`` in this process), medians of ``--repeats`` interleaved pairs, and
   the epochs ``load_history`` returns.
 * ``parallel``: 16-job sweeps on ``hydra/launcher=joblib`` against the basic launcher,
-  of short (3 000-epoch) and long (100 000-epoch) jobs.
+  of short (3 000-epoch) and long (100 000-epoch) jobs; and what two workers can reach
+  at best on this machine: two trainings at once in two processes against one alone
+  (best of ``--repeats``), whose slowdown ``s`` caps two workers at ``2 / s``.
 * ``stacked``: a 64-job grid of 2-8-8-1 networks (8 learning rates x 8 seeds, 5 000
-  epochs) on ``hydra/launcher=stacked`` against the basic launcher, end to end; and the
-  training alone: ``fit_stacked`` on the 64 networks against ``fit`` on each in turn.
+  epochs) on ``hydra/launcher=stacked`` against the basic launcher, end to end, with
+  the stacked sweep's time taken apart: a 2-job stacked sweep of the same shape (the
+  fixed part: start-up, store, sweep report), the stack's training, and the rest per
+  child; the end-to-end ratio's ceiling, were a child's bookkeeping free, is the basic
+  sweep over the fixed part plus the training. The training alone: ``fit_stacked`` on
+  the 64 networks against ``fit`` on each in turn, best of ``--repeats`` interleaved pairs.
 * ``engine``: seconds per epoch of the engine against PyTorch (float64 and float32),
   scikit-learn's ``MLPClassifier`` and a naive NumPy loop (``peers.py``), single-threaded
   BLAS, interleaved; PyTorch and scikit-learn are skipped with a message when absent.
@@ -92,6 +98,16 @@ def ratio_line(what: str, value: float, target: str, met: bool) -> str:
     return f"  {what:<58} {value:8.2f}   target {target:<10} {'met' if met else 'NOT MET'}"
 
 
+def compose_run(overrides: list[str]):
+    """The validated ``RunConfig`` of ``conf/config.yaml`` with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    from src.runs.config import CONF_DIR, validate
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return validate(compose(config_name="config", overrides=overrides))
+
+
 def bench_startup(trees: list[Tree], root: Path, repeats: int) -> list[str]:
     workdirs = {tree.name: fresh_store(tree, root, f"startup-{tree.name}") for tree in trees}
     floor_dir = workdirs[trees[0].name]
@@ -139,12 +155,10 @@ def bench_bookkeeping(trees: list[Tree], root: Path, jobs: int) -> list[str]:
 def bench_logging(trees: list[Tree], root: Path, epochs: int, repeats: int) -> list[str]:
     """This tree's tracked run and the same training untracked (``fit`` in this process),
     ``repeats`` times interleaved, medians; the baseline's tracked run once (for scale)."""
-    from hydra import compose, initialize_config_dir
     from mlflow.tracking import MlflowClient
 
     from src.analysis.loaders import load_history, load_runs
     from src.runs.build import assemble
-    from src.runs.config import CONF_DIR, validate
     from src.runs.loop import fit
 
     overrides = [
@@ -153,8 +167,7 @@ def bench_logging(trees: list[Tree], root: Path, epochs: int, repeats: int) -> l
         "tracking.log_figures=false",
         "tracking.log_model=false",
     ]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        run = validate(compose(config_name="config", overrides=overrides))
+    run = compose_run(overrides)
 
     def untracked() -> float:
         parts = assemble(run)
@@ -193,10 +206,47 @@ def bench_logging(trees: list[Tree], root: Path, epochs: int, repeats: int) -> l
     return lines
 
 
-def bench_parallel(tree: Tree, root: Path, jobs: int) -> list[str]:
+PAIR_EPOCHS = 30_000
+
+
+def _train_seconds(epochs: int) -> float:
+    """``fit``'s seconds for the default config at ``epochs`` epochs (a worker's job)."""
+    from threadpoolctl import threadpool_limits
+
+    from src.runs.build import assemble
+    from src.runs.loop import fit
+
+    threadpool_limits(1)
+    run = compose_run([f"trainer.epochs={epochs}", "trainer.loss_threshold=null"])
+    parts = assemble(run)
+    return fit(parts.net, parts.optimizer, parts.objective, parts.data, epochs, parts.shuffle_rng).seconds
+
+
+def two_at_once(repeats: int) -> tuple[float, float]:
+    """``(seconds alone, seconds each of two at once)`` of one training in worker
+    processes, best of ``repeats`` interleaved."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_train_seconds, [1000, 1000])  # both workers have imported everything
+        alone, together = [], []
+        for _ in range(repeats):
+            alone.append(pool.apply(_train_seconds, (PAIR_EPOCHS,)))
+            together.append(max(pool.map(_train_seconds, [PAIR_EPOCHS, PAIR_EPOCHS], chunksize=1)))
+    return min(alone), min(together)
+
+
+def bench_parallel(tree: Tree, root: Path, jobs: int, repeats: int) -> list[str]:
     """Two sweeps of ``jobs`` jobs: short jobs (3 000 epochs, where start-up and
-    bookkeeping dominate) and long ones (100 000 epochs, the labs' scale)."""
-    lines = []
+    bookkeeping dominate) and long ones (100 000 epochs, the labs' scale); and the
+    ceiling of two workers on this machine (``two_at_once``)."""
+    alone, together = two_at_once(repeats)
+    slowdown = together / alone
+    print(
+        f"parallel: {PAIR_EPOCHS} epochs alone {alone:.2f} s, two at once {together:.2f} s each: "
+        f"{slowdown:.2f}x slower, so two workers reach at most {2 / slowdown:.2f}x one"
+    )
+    lines = [f"  {'two trainings at once: the ceiling of two workers (2 / slowdown)':<58} {2 / slowdown:8.2f}"]
     for epochs, target in ((3_000, None), (100_000, 1.7)):
         workdir = fresh_store(tree, root, f"parallel-{epochs}")
         sweep = [f"trainer.seed=range({jobs})", f"trainer.epochs={epochs}", "trainer.loss_threshold=null"]
@@ -214,43 +264,69 @@ def bench_parallel(tree: Tree, root: Path, jobs: int) -> list[str]:
 STACK_RATES = "0.001,0.003,0.01,0.03,0.1,0.3,1,3"
 
 
-def bench_stacked(tree: Tree, root: Path) -> list[str]:
-    from hydra import compose, initialize_config_dir
-
+def children_figures_seconds(runs: list, out: Path) -> float:
+    """Seconds per child to draw the three figures of each network of a stack of ``runs``,
+    as the figure worker draws them (after one unmeasured child)."""
     from src.runs.build import assemble
-    from src.runs.config import CONF_DIR, validate
+    from src.runs.figure_worker import FigureJob
+    from src.runs.stacked_launcher import train_stack
+
+    jobs = []
+    for run, trained in zip(runs, train_stack(runs), strict=True):
+        parts = assemble(run)
+        parts.net.params[...] = trained.params
+        jobs.append(FigureJob(run.tracking.run_name or "child", trained.result.history, parts.net, parts.data))
+    out.mkdir()
+    jobs[0].draw(out)
+    start = time.perf_counter()
+    for job in jobs:
+        job.draw(out)
+    return (time.perf_counter() - start) / len(jobs)
+
+
+def bench_stacked(tree: Tree, root: Path, repeats: int) -> list[str]:
+    from src.runs.build import assemble
     from src.runs.loop import fit
     from src.runs.stacked_launcher import train_stack
 
-    grid = [
-        f"optimizer.lr={STACK_RATES}",
-        "trainer.seed=range(8)",
-        "trainer.epochs=5000",
-        "trainer.loss_threshold=null",
-    ]
+    shape = ["trainer.epochs=5000", "trainer.loss_threshold=null"]
+    grid = [f"optimizer.lr={STACK_RATES}", "trainer.seed=range(8)", *shape]
     workdir = fresh_store(tree, root, "stacked")
     basic = tree.train(workdir, *grid, multirun=True)
     stacked = tree.train(workdir, "hydra/launcher=stacked", *grid, multirun=True)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        runs = [
-            validate(compose(config_name="config", overrides=[f"optimizer.lr={lr}", f"trainer.seed={seed}", *grid[2:]]))
-            for lr in STACK_RATES.split(",")
-            for seed in range(8)
-        ]
-    start = time.perf_counter()
-    for run in runs:
-        parts = assemble(run)
-        fit(parts.net, parts.optimizer, parts.objective, parts.data, run.trainer.epochs, parts.shuffle_rng)
-    one_by_one = time.perf_counter() - start
-    start = time.perf_counter()
-    train_stack(runs)
-    together = time.perf_counter() - start
-    print(
-        f"stacked: 64 jobs end to end basic {basic:.1f} s, stacked {stacked:.1f} s; "
-        f"training alone one by one {one_by_one:.2f} s, stacked {together:.2f} s"
+    fixed = tree.train(
+        workdir, "hydra/launcher=stacked", "optimizer.lr=0.001,0.003", "trainer.seed=0", *shape, multirun=True
     )
+    runs = [
+        compose_run([f"optimizer.lr={lr}", f"trainer.seed={seed}", *shape])
+        for lr in STACK_RATES.split(",")
+        for seed in range(8)
+    ]
+    alone, together = [], []
+    for _ in range(min(repeats, 3)):  # a pair takes about 10 s
+        start = time.perf_counter()
+        for run in runs:
+            parts = assemble(run)
+            fit(parts.net, parts.optimizer, parts.objective, parts.data, run.trainer.epochs, parts.shuffle_rng)
+        alone.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        train_stack(runs)
+        together.append(time.perf_counter() - start)
+    one_by_one, together = min(alone), min(together)
+    figures = children_figures_seconds(runs, root / "stacked-figures")
+    per_child = (stacked - fixed - together) / (len(runs) - 2)
+    print(
+        f"stacked: 64 jobs end to end basic {basic:.1f} s, stacked {stacked:.1f} s = a 2-job stacked sweep "
+        f"{fixed:.1f} s + the stack's training {together:.2f} s + 62 more children at {per_child * 1000:.0f} ms "
+        f"(besides their figures, {figures * 1000:.0f} ms each on the other core); "
+        f"training alone one by one {one_by_one:.2f} s, stacked {together:.2f} s (best of {len(alone)})"
+    )
+    bare = fixed + together
     return [
         ratio_line("64-job grid end to end: basic / stacked", basic / stacked, ">= 5", basic / stacked >= 5),
+        f"  {'  its ceiling, were a child free: basic / (2-job sweep + training)':<58} {basic / bare:8.2f}",
+        f"  {'  were a child only its figures: basic / (that + 62 x figures)':<58} "
+        f"{basic / (bare + 62 * figures):8.2f}",
         ratio_line(
             "64-job grid training alone: one by one / stacked",
             one_by_one / together,
@@ -346,9 +422,9 @@ def main(argv: list[str] | None = None) -> None:
             if "logging" in sections:
                 results += bench_logging(trees, root, epochs=50_000, repeats=args.repeats)
             if "parallel" in sections:
-                results += bench_parallel(trees[0], root, jobs=16)
+                results += bench_parallel(trees[0], root, jobs=16, repeats=args.repeats)
             if "stacked" in sections:
-                results += bench_stacked(trees[0], root)
+                results += bench_stacked(trees[0], root, args.repeats)
         finally:
             if len(trees) > 1:
                 subprocess.run(
