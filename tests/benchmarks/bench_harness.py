@@ -44,8 +44,12 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from src.runs.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,7 +102,7 @@ def ratio_line(what: str, value: float, target: str, met: bool) -> str:
     return f"  {what:<58} {value:8.2f}   target {target:<10} {'met' if met else 'NOT MET'}"
 
 
-def compose_run(overrides: list[str]):
+def compose_run(overrides: list[str]) -> RunConfig:
     """The validated ``RunConfig`` of ``conf/config.yaml`` with ``overrides``."""
     from hydra import compose, initialize_config_dir
 
@@ -264,15 +268,15 @@ def bench_parallel(tree: Tree, root: Path, jobs: int, repeats: int) -> list[str]
 STACK_RATES = "0.001,0.003,0.01,0.03,0.1,0.3,1,3"
 
 
-def children_figures_seconds(runs: list, out: Path) -> float:
-    """Seconds per child to draw the three figures of each network of a stack of ``runs``,
-    as the figure worker draws them (after one unmeasured child)."""
+def children_figures_seconds(runs: list, stack: list, out: Path) -> float:
+    """Seconds per child to draw the three figures of each network of a stack of ``runs``
+    (``stack``: what ``train_stack`` returned), as the figure worker draws them (after
+    one unmeasured child)."""
     from src.runs.build import assemble
     from src.runs.figure_worker import FigureJob
-    from src.runs.stacked_launcher import train_stack
 
     jobs = []
-    for run, trained in zip(runs, train_stack(runs), strict=True):
+    for run, trained in zip(runs, stack, strict=True):
         parts = assemble(run)
         parts.net.params[...] = trained.params
         jobs.append(FigureJob(run.tracking.run_name or "child", trained.result.history, parts.net, parts.data))
@@ -310,10 +314,10 @@ def bench_stacked(tree: Tree, root: Path, repeats: int) -> list[str]:
             fit(parts.net, parts.optimizer, parts.objective, parts.data, run.trainer.epochs, parts.shuffle_rng)
         alone.append(time.perf_counter() - start)
         start = time.perf_counter()
-        train_stack(runs)
+        stack = train_stack(runs)
         together.append(time.perf_counter() - start)
     one_by_one, together = min(alone), min(together)
-    figures = children_figures_seconds(runs, root / "stacked-figures")
+    figures = children_figures_seconds(runs, stack, root / "stacked-figures")
     per_child = (stacked - fixed - together) / (len(runs) - 2)
     print(
         f"stacked: 64 jobs end to end basic {basic:.1f} s, stacked {stacked:.1f} s = a 2-job stacked sweep "
