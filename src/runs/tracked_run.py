@@ -23,7 +23,8 @@ Everything the run produces goes to one MLflow run:
 * tags: the git commit (MLflow's tag) and ``git_dirty``, host and process id, Hydra
   overrides, sweep directory and job number, ``diverged``, ``reached_threshold``,
   ``unstable`` and ``overfitting`` (``training_warnings``; also printed after the summary
-  line), ``model_uri``.
+  line), ``model_uri`` and MLflow's ``mlflow.log-model.history`` (the runs table's Models
+  column).
 
 Every name is defined once, in ``src.runs.contract``.
 
@@ -438,15 +439,17 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
 def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: Path, net: MLP, data: Dataset) -> None:
     """The trained network as the run's pyfunc model, from the ``config.yaml`` and
     ``weights.npz`` in ``artifacts`` (its input example: the first training points of
-    ``data``), and its ``model_uri`` tag."""
+    ``data``), and the run's tags that name it (``src.runs.pyfunc_model.model_tags``)."""
+    from mlflow.entities import RunTag
+
     from src.runs.pyfunc_model import log_pyfunc_model
 
     with np.errstate(over="ignore", invalid="ignore"):
         output = net.predict(data.x_train[:5].astype(net.dtype))
-    model_uri = log_pyfunc_model(
+    tags = log_pyfunc_model(
         client, experiment_id, run_id, artifacts / c.CONFIG_FILE, artifacts / c.WEIGHTS_FILE, output
     )
-    client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
 
 def summary_metrics(metrics: dict[str, float | list[tuple[int, float]]], timestamp: int) -> list:
