@@ -54,6 +54,7 @@ def list_sweeps(experiment: str, tracking_uri: str | None = None) -> pd.DataFram
             "status": [p.info.status for p in parents],
             "start_time": pd.to_datetime([p.info.start_time for p in parents], unit="ms"),
             "overrides": [p.data.tags.get(c.TAG_OVERRIDES, "") for p in parents],
+            "launcher": [p.data.tags.get(c.TAG_LAUNCHER) for p in parents],
         }
     )
 

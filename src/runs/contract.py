@@ -53,6 +53,7 @@ TAG_SWEEP = "sweep"  #: "true" on a sweep's parent run
 TAG_SWEEP_DIR = "sweep_dir"
 TAG_JOB_NUM = "job_num"
 TAG_OVERRIDES = "hydra_overrides"
+TAG_LAUNCHER = "launcher"  #: on a sweep's parent run: its hydra/launcher choice (basic, joblib, stacked, ...)
 TAG_OUTPUT_DIR = "output_dir"
 #: MLflow's own code-version tags, set from the working directory's checkout
 #: (``src.runs.tracking.git_tags``) on every run, sweep parents and worker jobs alike.

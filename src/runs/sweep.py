@@ -11,7 +11,8 @@ so a job finds its parent whichever launcher runs it, on whichever machine. The 
 directory records the id (``mlflow_parent_run_id``) and holds the plan every job reads
 (``sweep_plan.yaml``: the keys it varies, its job count, its start): a job is named by
 its swept values and ends with the sweep's progress (job k/N, time left). The parent is
-named by the swept keys and the job count, and its description holds the command line.
+named by the swept keys and the job count, its ``launcher`` tag is the sweep's
+``hydra/launcher`` choice, and its description holds the command line.
 
 When the sweep ends (``on_multirun_end``: FINISHED; at exit after an error: FAILED; after
 Ctrl-C or SIGTERM: KILLED) the parent gets the sweep's report (``src.runs.sweep_report``)
@@ -59,6 +60,7 @@ from src.runs.contract import (
     TAG_DESCRIPTION,
     TAG_INTERRUPTED,
     TAG_JOB_NUM,
+    TAG_LAUNCHER,
     TAG_OVERRIDES,
     TAG_SWEEP,
     TAG_SWEEP_DIR,
@@ -281,6 +283,7 @@ class MlflowParentRun(Callback):
                     **process_tags(),
                     TAG_SWEEP_DIR: str(sweep_dir),
                     TAG_OVERRIDES: overrides,
+                    TAG_LAUNCHER: str(config.hydra.runtime.choices.get("hydra/launcher")),
                     TAG_SWEEP: "true",
                     TAG_DESCRIPTION: command,
                 },

@@ -41,6 +41,7 @@ def test_sweeps_are_selected_by_latest_id_or_directory(study_store):
     uri, sweep_root = study_store
     sweeps = list_sweeps("study-capacity", tracking_uri=uri)
     assert len(sweeps) == 1 and sweeps["sweep_dir"][0] == str(sweep_root / "capacity")
+    assert sweeps["launcher"][0] == "stacked"  # the preset's, not on the command line
     latest = load_runs("study-capacity", tracking_uri=uri)
     by_id = load_runs("study-capacity", sweep=sweeps["parent_run_id"][0], tracking_uri=uri)
     by_dir = load_runs("study-capacity", sweep="multirun/capacity", tracking_uri=uri)

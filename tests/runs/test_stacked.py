@@ -153,7 +153,8 @@ def test_the_stacked_launcher_logs_what_the_basic_launcher_logs(tmp_path):
     assert "6 in 1 stack(s) of [6], 6 on their own" in proc.stderr + proc.stdout
     plan = yaml.safe_load((tmp_path / "stacked" / "sweep" / "sweep_plan.yaml").read_text())
     assert plan["started"] < plan["paced_from"] < parent.info.end_time / 1000  # the time left counts from there
-    basic_client, _, _, basic_children = _sweep(tmp_path, "basic")
+    basic_client, _, (basic_parent,), basic_children = _sweep(tmp_path, "basic")
+    assert (parent.data.tags["launcher"], basic_parent.data.tags["launcher"]) == ("stacked", "basic")
     key = lambda r: r.data.tags["hydra_overrides"]  # noqa: E731
     assert len(children) == len(basic_children) == 12
     basic = {key(r): r for r in basic_children}
