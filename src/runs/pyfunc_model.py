@@ -17,16 +17,12 @@ template's files are linked (not copied) into the model's directory of a local a
 store (else into a staging directory beside the template, then uploaded), with the run's
 config and weights and its ``MLmodel`` stamped with the run and model ids: an MLflow
 logged model (``models:/m-...``) linked to the run as its output, in four store calls
-instead of ``log_model``'s model building, inference and validation. The run's tags
-that name it (``model_tags``: the ``model_uri`` and MLflow's ``mlflow.log-model.history``,
-which the runs table's Models column reads, as MLflow's ``log_model`` writes it) are
-the caller's to send.
+instead of ``log_model``'s model building, inference and validation.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -40,10 +36,9 @@ import numpy as np
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model, infer_signature
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 
 from src.engine.encoding import class_probabilities
-from src.runs.contract import CONFIG_FILE, MODEL_NAME, TAG_MODEL_URI, WEIGHTS_FILE
+from src.runs.contract import CONFIG_FILE, MODEL_NAME, WEIGHTS_FILE
 
 SRC_DIR = Path(__file__).resolve().parents[1]
 #: The code a model carries (paths under ``SRC_DIR``): what ``pyfunc_entry`` imports.
@@ -70,10 +65,9 @@ _TEMPLATES: dict[tuple[str, int], tuple[Path, Model]] = {}
 
 def log_pyfunc_model(
     client: MlflowClient, experiment_id: str, run_id: str, config_path: Path, weights_path: Path, output: np.ndarray
-) -> dict[str, str]:
+) -> str:
     """Log the run's model as ``MODEL_NAME``; ``output`` is the network's output on a few
-    training rows (for the signature). Returns the run's tags that name the model
-    (``model_tags``)."""
+    training rows (for the signature). Returns the model URI."""
     template, mlmodel = _template(np.dtype(output.dtype), output)
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
     in_place = _local_directory(model.artifact_location)
@@ -86,16 +80,7 @@ def log_pyfunc_model(
             client.log_model_artifacts(model.model_id, str(staging))
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-    return model_tags(mlmodel)
-
-
-def model_tags(mlmodel: Model) -> dict[str, str]:
-    """The run's tags naming its logged model ``mlmodel`` (its ``MLmodel``, stamped):
-    ``model_uri`` and MLflow's list of the run's logged models (a run logs one)."""
-    return {
-        TAG_MODEL_URI: f"models:/{mlmodel.model_id}",
-        MLFLOW_LOGGED_MODELS: json.dumps([mlmodel.get_tags_dict()]),
-    }
+    return f"models:/{model.model_id}"
 
 
 def _local_directory(artifact_location: str) -> Path | None:

@@ -23,8 +23,7 @@ Everything the run produces goes to one MLflow run:
 * tags: the git commit (MLflow's tag) and ``git_dirty``, host and process id, Hydra
   overrides, sweep directory and job number, ``diverged``, ``reached_threshold``,
   ``unstable`` and ``overfitting`` (``training_warnings``; also printed after the summary
-  line), ``model_uri`` and MLflow's ``mlflow.log-model.history`` (the runs table's Models
-  column).
+  line), ``model_uri``.
 
 Every name is defined once, in ``src.runs.contract``.
 
@@ -439,17 +438,15 @@ def _final_metrics(parts: RunParts, result: TrainResult) -> dict[str, float]:
 def log_model(client: MlflowClient, experiment_id: str, run_id: str, artifacts: Path, net: MLP, data: Dataset) -> None:
     """The trained network as the run's pyfunc model, from the ``config.yaml`` and
     ``weights.npz`` in ``artifacts`` (its input example: the first training points of
-    ``data``), and the run's tags that name it (``src.runs.pyfunc_model.model_tags``)."""
-    from mlflow.entities import RunTag
-
+    ``data``), and its ``model_uri`` tag."""
     from src.runs.pyfunc_model import log_pyfunc_model
 
     with np.errstate(over="ignore", invalid="ignore"):
         output = net.predict(data.x_train[:5].astype(net.dtype))
-    tags = log_pyfunc_model(
+    model_uri = log_pyfunc_model(
         client, experiment_id, run_id, artifacts / c.CONFIG_FILE, artifacts / c.WEIGHTS_FILE, output
     )
-    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+    client.set_tag(run_id, c.TAG_MODEL_URI, model_uri)
 
 
 def summary_metrics(metrics: dict[str, float | list[tuple[int, float]]], timestamp: int) -> list:

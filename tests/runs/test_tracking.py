@@ -1,6 +1,5 @@
 """Runs tracked in a real (temporary) sqlite MLflow store, in-process."""
 
-import json
 import os
 import subprocess
 import sys
@@ -318,19 +317,6 @@ def test_model_templates_are_built_once_and_reused_across_processes(
         assert not os.path.samefile(model / "MLmodel", template / "MLmodel")
         probabilities = mlflow.pyfunc.load_model(uri).predict(np.array([[0.0, 1.0], [1.0, 1.0]]))
         assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1)
-
-
-def test_a_runs_model_is_named_by_its_tags_as_mlflows_log_model_names_it(compose_config, tracking_uri):
-    """``model_uri``, and ``mlflow.log-model.history``: what the runs table's Models column reads."""
-    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
-
-    summary = train_and_track(compose_config("trainer.epochs=5", "tracking.log_figures=false"))
-    tags = MlflowClient(tracking_uri).get_run(summary.run_id).data.tags
-    model_id = tags["model_uri"].removeprefix("models:/")
-    (logged,) = json.loads(tags[MLFLOW_LOGGED_MODELS])
-    assert logged["run_id"] == summary.run_id and logged["model_uuid"] == model_id
-    assert "python_function" in logged["flavors"] and logged["utc_time_created"]
-    assert logged["artifact_path"] == MlflowClient(tracking_uri).get_logged_model(model_id).artifact_location
 
 
 def test_a_sqlite_store_commits_through_a_write_ahead_log(tracking_uri, tmp_path):
